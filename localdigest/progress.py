@@ -1,0 +1,51 @@
+"""A rich progress bar on stderr: paper i/N, live tokens/s, ETA."""
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class DigestProgress:
+    def __init__(self, total: int, console: Console):
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task = self._progress.add_task("papers", total=total, speed="")
+        self._tokens = 0
+        self._started = 0.0
+        self._last_refresh = 0.0
+
+    def __enter__(self):
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._progress.__exit__(*exc)
+
+    def start_paper(self, title: str) -> None:
+        self._tokens = 0
+        self._started = time.perf_counter()
+        self._progress.update(self._task, description=title[:40])
+
+    def token(self) -> None:
+        self._tokens += 1
+        now = time.perf_counter()
+        if now - self._last_refresh > 0.25:
+            self._last_refresh = now
+            speed = self._tokens / max(now - self._started, 1e-9)
+            self._progress.update(self._task, speed=f"{speed:5.1f} tok/s")
+
+    def finish_paper(self) -> None:
+        self._progress.advance(self._task)
+
+    def log(self, message: str) -> None:
+        self._progress.console.print(message)

@@ -1,0 +1,107 @@
+"""Turning reviewed papers into the Markdown digest or JSON, and writing files atomically."""
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from localdigest.errors import LocaldigestError
+from localdigest.papers import Paper
+from localdigest.reviews import SCORE_DIMENSIONS, Review
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    paper: Paper
+    review: Review | None
+    error: str | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class DigestInfo:
+    date: str
+    model: str
+    prompt: str
+
+
+def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
+    lines = [
+        f"# 【{info.date}】Huggingface 每日论文速览",
+        "",
+        f"- [Huggingface Daily Papers {info.date}](https://huggingface.co/papers?date={info.date}) "
+        f"共推荐 {len(results)} 篇论文。",
+        "",
+        "> 💡说明：",
+        ">",
+        "> - 本文对 Huggingface Daily Papers 推荐的论文从：主要工作、主要亮点、关键词和评估四个方面进行速览。",
+        ">",
+        f"> - 论文的速览内容基于论文的摘要，使用本地模型 {info.model}（llama.cpp，离线运行）"
+        f"与提示词模板 {info.prompt} 进行内容生成，然后使用程序将内容整合，并以 Markdown 文本呈现。",
+        "",
+    ]
+    for result in results:
+        lines += _paper_section(result)
+    return "\n".join(lines)
+
+
+def _paper_section(result: PaperResult) -> list[str]:
+    paper, review = result.paper, result.review
+    lines = [f"## {paper.title}", ""]
+    if review is None:
+        lines += [f"> ⚠️ 本文速览生成失败：{result.error}", ""]
+    else:
+        lines += ["### 1. 介绍本文的主要工作", "", review.main_work, ""]
+        lines += ["### 2. 本文工作的主要亮点", "", review.highlights, ""]
+        lines += ["### 3. 核心关键词", ""]
+        for keyword in review.keywords:
+            lines += [f"- `{keyword.en}` (`{keyword.zh}`)", ""]
+        lines += ["### 4. 评分", ""]
+        for name, label in SCORE_DIMENSIONS.items():
+            score = getattr(review, name)
+            lines += [f"- {label}：{score.score:g}/5。 {score.reason}", ""]
+    lines += [f"[到 Huggingface 论文主页查看详情]({paper.page_url})", ""]
+    return lines
+
+
+def render_json(info: DigestInfo, results: list[PaperResult]) -> str:
+    papers = [
+        {
+            "arxiv_id": r.paper.arxiv_id,
+            "title": r.paper.title,
+            "authors": list(r.paper.authors),
+            "url": r.paper.page_url,
+            "review": r.review.to_dict() if r.review else None,
+            "error": r.error,
+        }
+        for r in results
+    ]
+    return json.dumps(
+        {"date": info.date, "model": info.model, "prompt": info.prompt, "papers": papers},
+        ensure_ascii=False,
+        indent=2,
+    ) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers see the old complete file or the new complete file, never a half-written one."""
+    path = path.expanduser()
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=directory, prefix=f".{path.name}.",
+                                         suffix=".tmp", delete=False) as handle:
+            temp = Path(handle.name)
+            try:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                handle.close()
+                temp.unlink(missing_ok=True)
+                raise
+        os.replace(temp, path)
+    except OSError as exc:
+        raise LocaldigestError(f"cannot write {path}: {exc.strerror}",
+                               "free some disk space or choose another --out; the cached reviews are kept") from None
