@@ -131,6 +131,8 @@ def _papers_from_xml(source: str, data: bytes, warnings: list[str]) -> list[Pape
                 url=entry.get("link"),
             )
         )
+    if not papers and parsed.bozo:
+        raise FeedError(f"{source}: malformed feed ({parsed.bozo_exception})", "re-download the feed or fix the file")
     return papers
 
 

@@ -9,6 +9,8 @@ quote, backslash and slash, and allows only the listed score values.
 import json
 
 CHAR_RULE = r'char ::= [^"\\\x00-\x1F\x7F] | "\\" ["\\/]'
+# A string starts with a visible character, so a "blank" answer cannot be generated at all.
+FIRST_CHAR_RULE = r'first-char ::= [^"\\\x00-\x20\x7F] | "\\" ["\\/]'
 SPACE_RULE = 'sp ::= " "?'
 
 
@@ -16,7 +18,7 @@ def schema_to_gbnf(schema: dict) -> str:
     rules: dict[str, str] = {}
     rules["root"] = _visit(schema, "root", rules)
     lines = [f"{name} ::= {body}" for name, body in rules.items()]
-    return "\n".join(lines + [CHAR_RULE, SPACE_RULE]) + "\n"
+    return "\n".join(lines + [FIRST_CHAR_RULE, CHAR_RULE, SPACE_RULE]) + "\n"
 
 
 def _visit(schema: dict, name: str, rules: dict[str, str]) -> str:
@@ -24,9 +26,11 @@ def _visit(schema: dict, name: str, rules: dict[str, str]) -> str:
         return " | ".join(_literal(json.dumps(_compact_number(v), ensure_ascii=False)) for v in schema["enum"])
     kind = schema.get("type")
     if kind == "string":
-        low, high = schema.get("minLength", 0), schema.get("maxLength")
-        repeat = f"{{{low},{high}}}" if high is not None else ("+" if low else "*")
-        return f'"\\"" char{repeat} "\\""'
+        if schema.get("minLength", 0) != 1:
+            raise ValueError("strings need minLength 1")
+        high = schema.get("maxLength")
+        repeat = f"{{0,{high - 1}}}" if high is not None else "*"
+        return f'"\\"" first-char char{repeat} "\\""'
     if kind == "object":
         properties = schema["properties"]
         missing = set(properties) - set(schema.get("required", []))

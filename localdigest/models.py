@@ -178,6 +178,7 @@ def _resolve_package(name: str, package: str, filename: str | None) -> Path:
     if not target.is_file():
         partial = target.with_name(target.name + ".partial")  # an interrupted assembly never looks complete
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             module.assemble(partial, overwrite=True)
             partial.replace(target)
         except (OSError, ValueError) as exc:

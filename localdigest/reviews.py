@@ -55,6 +55,8 @@ class Review:
     def from_dict(cls, data: object) -> "Review":
         if not isinstance(data, dict):
             raise ReviewInvalid("answer is not a JSON object")
+        main_work = _text(data, "main_work")
+        highlights = _text(data, "highlights")
         keywords = _field(data, "keywords", list)
         if len(keywords) != KEYWORD_COUNT:
             raise ReviewInvalid(f"keywords: expected {KEYWORD_COUNT} pairs, got {len(keywords)}")
@@ -64,8 +66,8 @@ class Review:
         )
         scores = _field(data, "scores", dict)
         return cls(
-            main_work=_text(data, "main_work"),
-            highlights=_text(data, "highlights"),
+            main_work=main_work,
+            highlights=highlights,
             keywords=pairs,
             **{name: _score(scores, name) for name in SCORE_DIMENSIONS},
         )

@@ -1,0 +1,49 @@
+from localdigest.cache import ReviewCache
+from localdigest.digest import Reviewer
+from localdigest.engine import LocalModel
+from localdigest.feeds import load_feeds
+from localdigest.models import ModelSpec
+from localdigest.prompts import load_prompt
+from conftest import HF_FEED
+
+
+def reviewer(tiny_gguf, cache_dir, **generation) -> Reviewer:
+    spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=8192, generation={"max_tokens": 4096, **generation})
+    return Reviewer(LocalModel(spec, tiny_gguf), load_prompt(), ReviewCache(cache_dir))
+
+
+def test_cached_rerun_does_not_load_the_model(tiny_gguf, tmp_path):
+    papers = load_feeds([str(HF_FEED)]).papers[:3]
+    first = reviewer(tiny_gguf, tmp_path / "cache")
+    reviews = [first.review(p).review for p in papers]
+    assert first.stats.generated == 3 and first.model.loaded
+
+    second = reviewer(tiny_gguf, tmp_path / "cache")
+    results = [second.review(p) for p in papers]
+    assert [r.review for r in results] == reviews and all(r.cached for r in results)
+    assert second.stats.cached == 3 and not second.model.loaded
+
+
+def test_cache_key_covers_prompt_model_and_settings(tiny_gguf, tmp_path):
+    paper = load_feeds([str(HF_FEED)]).papers[0]
+    base = reviewer(tiny_gguf, tmp_path / "c")
+    hotter = reviewer(tiny_gguf, tmp_path / "c", temperature=0.9)
+    assert base.key(paper) != hotter.key(paper)
+    other_prompt = Reviewer(base.model, load_prompt("instruct"), None)
+    assert other_prompt.key(paper) != base.key(paper)
+    edited = type(paper)(**{**paper.__dict__, "abstract": paper.abstract + " Revised."})
+    assert base.key(edited) != base.key(paper)
+
+
+def test_invalid_answer_is_retried_once_then_reported(tiny_gguf, tmp_path):
+    papers = load_feeds([str(HF_FEED)]).papers[:2]
+    broken = reviewer(tiny_gguf, tmp_path / "cache")
+    broken.grammar = 'root ::= "{}"'  # valid JSON, never a valid review
+    attempts = []
+    complete = broken.model.complete
+    broken.model.complete = lambda *args, **kw: attempts.append(kw["seed"]) or complete(*args, **kw)
+    results = [broken.review(p) for p in papers]
+    assert all(r.review is None and "failed validation twice" in r.error and "main_work: missing" in r.error
+               for r in results)
+    assert attempts == [42, 43, 42, 43]  # one retry per paper, with another seed
+    assert broken.stats.failed == 2 and len(broken.cache) == 0

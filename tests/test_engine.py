@@ -1,0 +1,76 @@
+import json
+
+import pytest
+
+from localdigest.engine import LocalModel
+from localdigest.errors import ModelError
+from localdigest.grammar import schema_to_gbnf
+from localdigest.models import ModelSpec
+from localdigest.papers import Paper
+from localdigest.prompts import load_prompt
+from localdigest.reviews import REVIEW_SCHEMA, SCORE_VALUES, Review
+from tiny_model import write_tiny_gguf
+
+PAPER = Paper(arxiv_id="2309.12307", title="LongLoRA", abstract="We present LongLoRA, an efficient fine-tuning approach.")
+
+
+def tiny(path, chat_format="gguf", n_ctx=8192, max_tokens=4096) -> LocalModel:
+    return LocalModel(ModelSpec("tiny", {"path": str(path)}, chat_format=chat_format, n_ctx=n_ctx,
+                                generation={"max_tokens": max_tokens}), path)
+
+
+def test_grammar_constrained_output_always_validates(tiny_gguf):
+    model = tiny(tiny_gguf)
+    messages = load_prompt().messages(PAPER)
+    for seed in range(3):
+        completion = model.complete(messages, schema_to_gbnf(REVIEW_SCHEMA), seed=seed)
+        assert not any(ord(c) < 0x20 for c in completion.text), "raw control character in output"
+        review = Review.from_json(completion.text)  # random weights, yet the grammar forces the schema
+        assert all(s.score in SCORE_VALUES for s in review.scores().values())
+        assert completion.completion_tokens > 20 and completion.prompt_tokens > 100
+
+
+def test_model_loads_lazily_and_once(tiny_gguf):
+    model = tiny(tiny_gguf)
+    assert not model.loaded
+    model.complete([{"role": "user", "content": "hi"}], 'root ::= "ok"', seed=0)
+    llama = model._llama
+    model.complete([{"role": "user", "content": "hi"}], 'root ::= "ok"', seed=0)
+    assert model._llama is llama
+
+
+def test_threads_default_to_all_cores(tiny_gguf):
+    import os
+
+    assert tiny(tiny_gguf).threads == len(os.sched_getaffinity(0))
+
+
+def test_gguf_without_chat_template_needs_an_explicit_format(tmp_path):
+    path = write_tiny_gguf(tmp_path / "bare.gguf", chat_template=None)
+    with pytest.raises(ModelError) as caught:
+        tiny(path).complete([{"role": "user", "content": "hi"}], 'root ::= "ok"', seed=0)
+    assert "has no chat template" in caught.value.message and "chatml" in caught.value.fix
+    completion = tiny(path, chat_format="chatml").complete([{"role": "user", "content": "hi"}], 'root ::= "ok"', seed=0)
+    assert completion.text == "ok"
+
+
+def test_corrupt_gguf_is_a_clear_error(tmp_path, tiny_gguf):
+    broken = tmp_path / "truncated.gguf"
+    broken.write_bytes(tiny_gguf.read_bytes()[:5000])
+    with pytest.raises(ModelError, match="could not load"):
+        tiny(broken).complete([{"role": "user", "content": "hi"}], 'root ::= "ok"', seed=0)
+
+
+def test_prompt_longer_than_context_is_a_clear_error(tiny_gguf):
+    with pytest.raises(ModelError) as caught:
+        tiny(tiny_gguf, n_ctx=256).complete(load_prompt().messages(PAPER), 'root ::= "ok"', seed=0)
+    assert "context is 256" in caught.value.message and "n_ctx" in caught.value.fix
+
+
+def test_same_seed_same_answer(tiny_gguf):
+    model = tiny(tiny_gguf)
+    messages = load_prompt().messages(PAPER)
+    grammar = schema_to_gbnf(REVIEW_SCHEMA)
+    first = model.complete(messages, grammar, seed=7).text
+    assert tiny(tiny_gguf).complete(messages, grammar, seed=7).text == first
+    json.loads(first)

@@ -1,0 +1,49 @@
+import pytest
+
+from localdigest.errors import PromptError
+from localdigest.papers import Paper
+from localdigest.prompts import PROMPTS_DIR, load_prompt
+
+PAPERS = [Paper(arxiv_id="2309.1", title="A", abstract="First.", authors=("X",)),
+          Paper(arxiv_id="2309.2", title="B", abstract="Second $x$.")]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PROMPTS_DIR.glob("*.toml")))
+def test_shipped_prompts_render_a_shared_prefix(name):
+    template = load_prompt(name)
+    first, second = (template.messages(p) for p in PAPERS)
+    assert first[:-1] == second[:-1]  # byte-identical prefix: llama.cpp evaluates it once per run
+    assert "First." in first[-1]["content"] and "Second $x$." in second[-1]["content"]
+
+
+def test_prompt_by_path_and_unknown_variable(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('system = "Review."\nuser = "$title $abstrct"\n', encoding="utf-8")
+    with pytest.raises(PromptError) as caught:
+        load_prompt(str(path))
+    assert caught.value.message == f"{path}: field 'user' uses unknown variable $abstrct"
+    assert "$abstract" in caught.value.fix
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('system = "x"\nuser = "unterminated\n', "not valid TOML"),
+        ('system = "x"\n', "'user' is missing or empty"),
+        ('system = "x"\nuser = "y"\ntemperature = 1\n', "unknown key(s) ['temperature']"),
+        ('system = "x"\nuser = "y"\n[[examples]]\nuser = "q"\n', "examples[0] must have exactly"),
+        ('system = "100$"\nuser = "y"\n', "field 'system'"),
+    ],
+)
+def test_broken_templates_name_the_file_and_problem(tmp_path, text, message):
+    path = tmp_path / "broken.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PromptError) as caught:
+        load_prompt(str(path))
+    assert str(path) in caught.value.message and message in caught.value.message
+
+
+def test_unknown_prompt_name_lists_the_available_ones():
+    with pytest.raises(PromptError) as caught:
+        load_prompt("nonexistent")
+    assert "default" in caught.value.fix
