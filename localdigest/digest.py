@@ -34,6 +34,7 @@ class Reviewer:
         self.grammar = schema_to_gbnf(REVIEW_SCHEMA)
         self.stats = RunStats()
         self._model_identity = fingerprint(model.path)
+        self._example_texts = _example_texts(prompt)
 
     def key(self, paper: Paper) -> str:
         return review_key(paper.content_key(), self.prompt.fingerprint(), self._model_identity,
@@ -52,6 +53,7 @@ class Reviewer:
             self.stats.generation_seconds += completion.seconds
             try:
                 review = Review.from_json(completion.text)
+                self._check_not_copied(review)
             except ReviewInvalid as exc:
                 problem = exc.message
                 continue
@@ -61,3 +63,20 @@ class Reviewer:
             return PaperResult(paper, review)
         self.stats.failed += 1
         return PaperResult(paper, None, error=f"model output failed validation twice: {problem}")
+
+    def _check_not_copied(self, review: Review) -> None:
+        # Small models love to repeat the worked example; that is no review of this paper.
+        for name in ("main_work", "highlights"):
+            if getattr(review, name) in self._example_texts:
+                raise ReviewInvalid(f"{name} copies the prompt's worked example")
+
+
+def _example_texts(prompt: PromptTemplate) -> set[str]:
+    texts = set()
+    for _user, answer in prompt.examples:
+        try:
+            example = Review.from_json(answer)
+        except ReviewInvalid:
+            continue
+        texts.update({example.main_work, example.highlights})
+    return texts

@@ -47,3 +47,13 @@ def test_invalid_answer_is_retried_once_then_reported(tiny_gguf, tmp_path):
                for r in results)
     assert attempts == [42, 43, 42, 43]  # one retry per paper, with another seed
     assert broken.stats.failed == 2 and len(broken.cache) == 0
+
+
+def test_answer_copying_the_worked_example_is_rejected(tiny_gguf, tmp_path):
+    import json
+
+    copier = reviewer(tiny_gguf, tmp_path / "cache")
+    example = copier.prompt.examples[0][1]
+    copier.grammar = "root ::= " + json.dumps(example, ensure_ascii=False)  # the model can only say the example
+    result = copier.review(load_feeds([str(HF_FEED)]).papers[0])
+    assert result.review is None and "main_work copies the prompt's worked example" in result.error
