@@ -14,6 +14,7 @@ from pathlib import Path
 from localdigest.errors import ModelError
 from localdigest.chat_formats import BUILTIN, FROM_GGUF, format_messages
 from localdigest.models import ModelSpec
+from localdigest.sampling import GrammarFirstSampler
 
 DEFAULT_GENERATION = {"temperature": 0.3, "top_p": 0.9, "max_tokens": 1024, "repeat_penalty": 1.1}
 
@@ -51,11 +52,16 @@ class LocalModel:
     def complete(
         self,
         messages: list[dict],
-        grammar: str,
+        grammar: str | None,
         seed: int,
         on_token: Callable[[], None] | None = None,
+        fast_grammar: bool = True,
     ) -> Completion:
-        from llama_cpp import LlamaGrammar, StoppingCriteriaList
+        """Generate an answer; with a grammar, only text the grammar allows.
+
+        fast_grammar=False uses llama-cpp-python's own grammar sampling (the benchmark baseline).
+        """
+        from llama_cpp import LlamaGrammar, LogitsProcessorList, StoppingCriteriaList
 
         llama = self._load()
         prompt = format_messages(messages, self.spec.chat_format, **self._template_tokens)
@@ -72,18 +78,27 @@ class LocalModel:
             return False
 
         params = self.generation
+        common = dict(prompt=tokens, stop=list(prompt.stop), seed=seed,
+                      max_tokens=min(params["max_tokens"], self.n_ctx - len(tokens)),
+                      stopping_criteria=StoppingCriteriaList([count_token]))
         started = time.perf_counter()
-        result = llama.create_completion(
-            prompt=tokens,
-            grammar=LlamaGrammar.from_string(grammar, verbose=False),
-            stop=list(prompt.stop),
-            temperature=params["temperature"],
-            top_p=params["top_p"],
-            max_tokens=min(params["max_tokens"], self.n_ctx - len(tokens)),
-            repeat_penalty=params["repeat_penalty"],
-            seed=seed,
-            stopping_criteria=StoppingCriteriaList([count_token]),
-        )
+        if grammar is None or not fast_grammar:
+            result = llama.create_completion(
+                **common,
+                grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
+                temperature=params["temperature"],
+                top_p=params["top_p"],
+                repeat_penalty=params["repeat_penalty"],
+            )
+        else:
+            sampler = GrammarFirstSampler(llama, grammar, seed=seed, temperature=params["temperature"],
+                                          top_p=params["top_p"], repeat_penalty=params["repeat_penalty"])
+            try:
+                # The sampler leaves one finite logit; greedy over it, with no second penalty, picks exactly that.
+                result = llama.create_completion(**common, logits_processor=LogitsProcessorList([sampler]),
+                                                 temperature=0.0, repeat_penalty=1.0)
+            finally:
+                sampler.close()
         usage = result["usage"]
         return Completion(
             text=result["choices"][0]["text"],

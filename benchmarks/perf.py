@@ -1,0 +1,131 @@
+"""Decoding performance of localdigest, as ratios against baselines run in the same process.
+
+    python benchmarks/perf.py                      # embedded default model, 2 papers
+    python benchmarks/perf.py --model smollm2-135m --papers 4 --repeats 3
+
+For each paper and repeat it generates with the same model, prompt, seed and settings in
+three modes, rotating their order:
+  unconstrained   no grammar (the speed ceiling for this model and machine)
+  stock-grammar   llama-cpp-python's grammar sampling (the whole vocabulary every token)
+  fast-grammar    localdigest's GrammarFirstSampler (the grammar checks the sampled token)
+Generation tokens/s excludes prompt evaluation (llama.cpp's perf counters). It also reports
+how many prompt tokens llama.cpp evaluated per paper against the paper-specific tokens,
+which shows the shared prefix being reused.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from localdigest.chat_formats import format_messages  # noqa: E402
+from localdigest.engine import LocalModel  # noqa: E402
+from localdigest.errors import ReviewInvalid  # noqa: E402
+from localdigest.feeds import load_feeds  # noqa: E402
+from localdigest.grammar import schema_to_gbnf  # noqa: E402
+from localdigest.models import load_registry  # noqa: E402
+from localdigest.prompts import load_prompt  # noqa: E402
+from localdigest.reviews import REVIEW_SCHEMA, Review  # noqa: E402
+
+FEED = ROOT / "tests" / "fixtures" / "hf_daily_papers_2023-09-22.json"
+MODES = ("unconstrained", "stock-grammar", "fast-grammar")
+
+
+def prompt_eval(llama) -> tuple[int, float]:
+    import llama_cpp
+
+    perf = llama_cpp.llama_perf_context(llama.ctx)
+    return perf.n_p_eval, perf.t_p_eval_ms / 1000
+
+
+def run_once(model: LocalModel, messages, grammar, mode: str, seed: int) -> dict:
+    import llama_cpp
+
+    llama = model._load()
+    llama_cpp.llama_perf_context_reset(llama.ctx)
+    completion = model.complete(messages, None if mode == "unconstrained" else grammar, seed=seed,
+                                fast_grammar=mode == "fast-grammar")
+    evaluated, eval_seconds = prompt_eval(llama)
+    generation_seconds = max(completion.seconds - eval_seconds, 1e-9)
+    valid = None
+    if mode != "unconstrained":
+        try:
+            Review.from_json(completion.text)
+            valid = True
+        except ReviewInvalid:
+            valid = False
+    return {"tokens": completion.completion_tokens, "tok_s": completion.completion_tokens / generation_seconds,
+            "prompt_evaluated": evaluated, "valid": valid}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model name or .gguf path (default: the registry default)")
+    parser.add_argument("--prompt", default="default")
+    parser.add_argument("--papers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--max-tokens", type=int, default=200, help="cap per answer, so modes compare equal work")
+    parser.add_argument("--ctx", type=int, help="context size (default: the model's n_ctx)")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+
+    spec = load_registry().get(args.model)
+    model = LocalModel(spec, spec.resolve(), n_ctx=args.ctx)
+    model.generation["max_tokens"] = args.max_tokens
+    template = load_prompt(args.prompt)
+    grammar = schema_to_gbnf(REVIEW_SCHEMA)
+    papers = load_feeds([str(FEED)]).papers[: args.papers]
+
+    started = time.perf_counter()
+    model._load()
+    print(f"model {spec.name} ({model.path.name}), {model.threads} threads, loaded in "
+          f"{time.perf_counter() - started:.2f}s; {len(papers)} papers x {args.repeats} repeats, "
+          f"max {args.max_tokens} tokens", file=sys.stderr)
+
+    results: dict[str, list[dict]] = {mode: [] for mode in MODES}
+    prefix_rows = []
+    for repeat in range(args.repeats):
+        for index, paper in enumerate(papers):
+            messages = template.messages(paper)
+            order = MODES[index % 3:] + MODES[: index % 3]
+            for position, mode in enumerate(order):
+                row = run_once(model, messages, grammar, mode, seed=42 + repeat)
+                results[mode].append(row)
+                if repeat == 0 and position == 0:
+                    prefix_rows.append((paper.arxiv_id, row["prompt_evaluated"], paper_specific_tokens(model, messages)))
+                print(f"  {paper.arxiv_id} {mode:14s} {row['tokens']:4d} tokens {row['tok_s']:7.1f} tok/s"
+                      + ("" if row["valid"] is None else f" valid={row['valid']}"), file=sys.stderr)
+
+    speed = {mode: statistics.median(r["tok_s"] for r in rows) for mode, rows in results.items()}
+    print(f"\nGeneration tokens/s (median), {spec.name}:")
+    for mode in MODES:
+        rows = results[mode]
+        validity = "" if mode == "unconstrained" else \
+            f"  schema-valid {sum(r['valid'] for r in rows)}/{len(rows)}"
+        print(f"  {mode:14s} {speed[mode]:7.1f} tok/s  {speed[mode] / speed['unconstrained']:5.2f}x unconstrained{validity}")
+    print(f"  fast-grammar vs stock-grammar: {speed['fast-grammar'] / speed['stock-grammar']:.2f}x")
+    print("\nPrompt tokens evaluated per paper (first mode of each paper, repeat 1):")
+    for arxiv_id, evaluated, specific in prefix_rows:
+        print(f"  {arxiv_id}  evaluated {evaluated:5d}  paper-specific {specific:5d}  ratio {evaluated / specific:5.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"speed": speed, "runs": results, "prefix": prefix_rows}, indent=2))
+
+
+def paper_specific_tokens(model: LocalModel, messages) -> int:
+    """Tokens after the prefix shared with every other paper (the paper's own user turn)."""
+    llama = model._load()
+    full = format_messages(messages, model.spec.chat_format, **model._template_tokens).text
+    shared = format_messages(messages[:-1], model.spec.chat_format, **model._template_tokens).text
+    shared = os.path.commonprefix([full, shared])
+    return len(llama.tokenize(full.encode(), add_bos=False, special=True)) - \
+        len(llama.tokenize(shared.encode(), add_bos=False, special=True))
+
+
+if __name__ == "__main__":
+    main()

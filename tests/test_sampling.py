@@ -1,0 +1,65 @@
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from llama_cpp import Llama, LogitsProcessorList
+
+from localdigest.sampling import GrammarFirstSampler
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_gguf):
+    return Llama(str(tiny_gguf), n_ctx=512, n_threads=2, verbose=False)
+
+
+def generate(llama, grammar, seed=0, **settings):
+    sampler = GrammarFirstSampler(llama, grammar, seed=seed, temperature=settings.pop("temperature", 0.8),
+                                  top_p=0.95, **settings)
+    try:
+        out = llama.create_completion(prompt="Answer:", max_tokens=80, temperature=0.0, repeat_penalty=1.0,
+                                      logits_processor=LogitsProcessorList([sampler]), seed=seed)
+    finally:
+        sampler.close()
+    return out["choices"][0]["text"], sampler
+
+
+def test_output_follows_the_grammar_through_both_paths(llama):
+    # Bytes 'a'..'z' are a tenth of the tiny vocabulary: the model's pick is often allowed, often not.
+    for seed in range(5):
+        text, sampler = generate(llama, r'root ::= [a-z]{3,30} "."', seed=seed)
+        assert re.fullmatch(r"[a-z]{3,30}\.", text), text
+        assert sampler.full_masks > 0
+    permissive, sampler = generate(llama, r'root ::= [ -~]{20}', seed=1)
+    assert len(permissive) == 20 and sampler.fast_picks > 0
+
+
+def test_narrow_grammar_is_always_met(llama):
+    answers = {generate(llama, 'root ::= "yes" | "no"', seed=seed)[0] for seed in range(6)}
+    assert answers <= {"yes", "no"} and answers
+
+
+def test_same_seed_same_text_and_greedy(llama):
+    grammar = r'root ::= [a-z ]{10,40} "."'
+    assert generate(llama, grammar, seed=3)[0] == generate(llama, grammar, seed=3)[0]
+    assert generate(llama, grammar, temperature=0)[0] == generate(llama, grammar, seed=9, temperature=0)[0]
+
+
+def test_bad_grammar_is_an_error(llama):
+    with pytest.raises(ValueError, match="could not parse the grammar"):
+        GrammarFirstSampler(llama, "root ::= (", seed=0, temperature=0.5, top_p=0.9)
+
+
+def test_perf_benchmark_runs_on_the_tiny_model(tiny_gguf):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "perf.py"), "--model", str(tiny_gguf), "--papers", "2",
+         "--max-tokens", "64", "--ctx", "8192"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    for mode in ("unconstrained", "stock-grammar", "fast-grammar"):
+        assert re.search(rf"{mode}\s+[\d.]+ tok/s\s+[\d.]+x unconstrained", result.stdout)
+    assert len(re.findall(r"evaluated\s+\d+\s+paper-specific\s+\d+", result.stdout)) == 2
