@@ -36,11 +36,51 @@ def main():
     """Daily paper digests in Chinese, written by a local LLM (llama.cpp), fully offline."""
 
 
+def _check_date(_ctx, _param, value: str) -> str:
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise LocaldigestError(f"--date '{value}' is not a date", "write it as YYYY-MM-DD") from None
+    return value
+
+
+def today() -> str:
+    return datetime.datetime.now(datetime.UTC).date().isoformat()
+
+
+def feed_options(command):
+    """The options that choose papers, shared by `run` and `feeds show`."""
+    options = [
+        click.option("--feed", "feeds", multiple=True, required=True, metavar="SRC",
+                     help="A feed file, a directory of them, a URL, 'hf' (Hugging Face daily papers of --date) "
+                          "or '-' for stdin. Repeatable."),
+        click.option("--date", default=today, show_default="today (UTC)", callback=_check_date,
+                     help="The day (YYYY-MM-DD): the digest's date and the day `--feed hf` fetches."),
+        click.option("--limit", type=click.IntRange(min=1), help="At most N papers (after ordering by upvotes)."),
+        click.option("--min-upvotes", type=click.IntRange(min=0), help="Drop papers with fewer known upvotes."),
+        click.option("--include-replaced", is_flag=True, help="Keep arXiv RSS 'replace' re-announcements."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_papers(feeds, date, limit, min_upvotes, include_replaced):
+    from localdigest.feeds import FeedOptions, load_feeds
+
+    loaded = load_feeds(list(feeds), FeedOptions(date=date, include_replaced=include_replaced,
+                                                 min_upvotes=min_upvotes, limit=limit))
+    for note in loaded.notes:
+        stderr.print(note, highlight=False)
+    for warning in loaded.warnings:
+        stderr.print(f"[yellow]Warning:[/yellow] {warning}", highlight=False)
+    if not loaded.papers:
+        raise LocaldigestError("no papers with a title and abstract in the given feeds", "check the --feed sources")
+    return loaded.papers
+
+
 @main.command()
-@click.option("--feed", "feeds", multiple=True, required=True, metavar="FILE",
-              help="Feed file: Hugging Face daily_papers JSON or RSS/Atom; '-' for stdin. Repeatable.")
-@click.option("--date", default=lambda: datetime.datetime.now(datetime.UTC).date().isoformat(),
-              help="Digest date (YYYY-MM-DD), default today (UTC).", show_default="today")
+@feed_options
 @click.option("--out", default="-", help="Output file; '-' prints to the terminal.", show_default=True)
 @click.option("--format", "output_format", type=click.Choice(["markdown", "json"]), default="markdown",
               show_default=True)
@@ -49,28 +89,20 @@ def main():
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Review cache folder [env: LOCALDIGEST_CACHE_DIR].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached reviews.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for llama.cpp (default: all cores).")
-@click.option("--limit", type=click.IntRange(min=1), help="Review at most N papers.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def run(feeds, date, out, output_format, model, prompt, cache_dir, no_cache, threads, limit, debug):
-    """Review the papers in FEEDs and write the digest."""
+def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, model, prompt, cache_dir, no_cache,
+        threads, debug):
+    """Review the papers in the feeds and write the digest."""
     from localdigest import paths
     from localdigest.cache import ReviewCache
     from localdigest.digest import Reviewer
     from localdigest.engine import LocalModel
-    from localdigest.feeds import load_feeds
     from localdigest.models import load_registry
     from localdigest.progress import DigestProgress
     from localdigest.prompts import load_prompt
     from localdigest.render import DigestInfo, render_json, render_markdown, write_atomic
 
-    _check_date(date)
-    loaded = load_feeds(list(feeds))
-    for warning in loaded.warnings:
-        stderr.print(f"[yellow]Warning:[/yellow] {warning}", highlight=False)
-    papers = loaded.papers[:limit] if limit else loaded.papers
-    if not papers:
-        raise LocaldigestError("no papers with a title and abstract in the given feeds", "check the --feed files")
-
+    papers = load_papers(feeds, date, limit, min_upvotes, include_replaced)
     template = load_prompt(prompt)
     spec = load_registry().get(model)
     local_model = LocalModel(spec, spec.resolve(), threads=threads)
@@ -108,8 +140,29 @@ def run(feeds, date, out, output_format, model, prompt, cache_dir, no_cache, thr
         raise LocaldigestError("no paper could be reviewed", "see the warnings above; try another --model or --prompt")
 
 
-def _check_date(date: str) -> None:
-    try:
-        datetime.date.fromisoformat(date)
-    except ValueError:
-        raise LocaldigestError(f"--date '{date}' is not a date", "write it as YYYY-MM-DD") from None
+@main.group()
+def feeds():
+    """Inspect feeds without running a model."""
+
+
+@feeds.command("show")
+@feed_options
+@click.option("--json", "as_json", is_flag=True, help="Print the papers as JSON.")
+def feeds_show(feeds, date, limit, min_upvotes, include_replaced, as_json):
+    """List the papers the feeds yield, as `run` would review them."""
+    import dataclasses
+    import json
+
+    from rich.table import Table
+
+    papers = load_papers(feeds, date, limit, min_upvotes, include_replaced)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(p) for p in papers], ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{len(papers)} papers")
+    for column in ("arXiv id", "upvotes", "date", "title", "authors", "abstract"):
+        table.add_column(column, overflow="fold")
+    for p in papers:
+        table.add_row(p.arxiv_id, "" if p.upvotes is None else str(p.upvotes), p.published or "", p.title,
+                      str(len(p.authors)), f"{len(p.abstract)} chars")
+    Console().print(table)
