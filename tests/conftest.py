@@ -20,6 +20,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     """Every test gets its own cache and data folders, never the user's."""
     monkeypatch.setenv("LOCALDIGEST_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("LOCALDIGEST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LOCALDIGEST_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.delenv("LOCALDIGEST_MODELS_FILE", raising=False)
     monkeypatch.delenv("LOCALDIGEST_MODEL", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

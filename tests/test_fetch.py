@@ -45,7 +45,7 @@ def server(monkeypatch):
     import huggingface_hub.constants
 
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", base)
+    monkeypatch.setenv("HF_ENDPOINT", base)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     FeedServer.requests = []
 

@@ -106,7 +106,7 @@ def test_hub_source_resolves_from_local_cache_only(tmp_path, tiny_gguf, monkeypa
     with pytest.raises(ModelError) as caught:
         registry.get("absent").resolve()
     assert "not in the local Hugging Face cache" in caught.value.message
-    assert "huggingface-cli download org/absent-GGUF x.gguf" in caught.value.fix
+    assert "localdigest models pull absent" in caught.value.fix
 
 
 def test_fingerprint_follows_content(tmp_path, tiny_gguf):
