@@ -14,6 +14,15 @@ from localdigest.reviews import REVIEW_SCHEMA_VERSION, Review
 
 
 @dataclass(frozen=True)
+class CacheStats:
+    entries: int
+    bytes_on_disk: int
+    oldest: float | None
+    newest: float | None
+    by_model: dict[str, int]
+
+
+@dataclass(frozen=True)
 class CachedReview:
     review: Review
     completion_tokens: int
@@ -45,8 +54,11 @@ class ReviewCache:
             ) from None
 
     def get(self, key: str) -> CachedReview | None:
-        entry = self._cache.get(key)
-        if not isinstance(entry, dict):
+        try:
+            entry = self._cache.get(key)
+        except (sqlite3.Error, OSError):
+            return None  # an unreadable entry is regenerated, not fatal
+        if not isinstance(entry, dict) or entry.get("schema") != REVIEW_SCHEMA_VERSION:
             return None
         try:
             review = Review.from_dict(entry["review"])
@@ -54,16 +66,51 @@ class ReviewCache:
             return None  # an entry of another shape is a miss, never a wrong answer
         return CachedReview(review, entry.get("completion_tokens", 0), entry.get("seconds", 0.0))
 
-    def put(self, key: str, review: Review, completion_tokens: int, seconds: float) -> None:
-        self._cache.set(
-            key,
-            {
-                "review": review.to_dict(),
-                "completion_tokens": completion_tokens,
-                "seconds": seconds,
-                "created": time.time(),
-            },
-        )
+    def put(self, key: str, review: Review, completion_tokens: int, seconds: float, model: str = "",
+            prompt: str = "") -> str | None:
+        """Store a review; returns why it could not be stored (the run goes on without caching it)."""
+        entry = {
+            "schema": REVIEW_SCHEMA_VERSION,
+            "review": review.to_dict(),
+            "model": model,
+            "prompt": prompt,
+            "completion_tokens": completion_tokens,
+            "seconds": seconds,
+            "created": time.time(),
+        }
+        try:
+            self._cache.set(key, entry)
+        except (sqlite3.Error, OSError) as exc:
+            return f"could not write the review cache in {self.directory}: {exc}"
+        return None
+
+    def _entries(self):
+        for key in list(self._cache.iterkeys()):
+            entry = self._cache.get(key)
+            yield key, entry if isinstance(entry, dict) else {}
+
+    def stats(self) -> CacheStats:
+        created = []
+        by_model: dict[str, int] = {}
+        for _key, entry in self._entries():
+            if "created" in entry:
+                created.append(entry["created"])
+            model = entry.get("model") or "unknown"
+            by_model[model] = by_model.get(model, 0) + 1
+        return CacheStats(len(self._cache), self._cache.volume(), min(created, default=None),
+                          max(created, default=None), by_model)
+
+    def prune(self, older_than_seconds: float) -> int:
+        """Delete entries created longer ago than that (and entries of unknown age)."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for key, entry in self._entries():
+            if entry.get("created", 0) < cutoff:
+                removed += self._cache.delete(key)
+        return removed
+
+    def clear(self) -> int:
+        return self._cache.clear()
 
     def __len__(self) -> int:
         return len(self._cache)

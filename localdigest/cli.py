@@ -1,6 +1,7 @@
 """The localdigest command line. Results go to stdout, progress and messages to stderr."""
 
 import datetime
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,15 @@ class LocaldigestGroup(click.Group):
         except KeyboardInterrupt:
             stderr.print("Interrupted; reviews finished so far are cached and will be reused.")
             ctx.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug or an unforeseen environment problem: still one line, not a traceback
+            if "--debug" in sys.argv:
+                raise
+            stderr.print(f"[red]Error:[/red] unexpected {type(exc).__name__}: {exc} "
+                         "(rerun with --debug for the traceback, and please report it)", highlight=False,
+                         soft_wrap=True)
+            ctx.exit(1)
 
 
 @click.group(cls=LocaldigestGroup)
@@ -42,6 +52,12 @@ def _check_date(_ctx, _param, value: str) -> str:
     except ValueError:
         raise LocaldigestError(f"--date '{value}' is not a date", "write it as YYYY-MM-DD") from None
     return value
+
+
+def _go_offline(_ctx, _param, value: bool) -> None:
+    if value:
+        os.environ["LOCALDIGEST_OFFLINE"] = "1"
+        os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def today() -> str:
@@ -59,6 +75,9 @@ def feed_options(command):
         click.option("--limit", type=click.IntRange(min=1), help="At most N papers (after ordering by upvotes)."),
         click.option("--min-upvotes", type=click.IntRange(min=0), help="Drop papers with fewer known upvotes."),
         click.option("--include-replaced", is_flag=True, help="Keep arXiv RSS 'replace' re-announcements."),
+        click.option("--offline", is_flag=True, expose_value=False, callback=_go_offline, is_eager=True,
+                     help="Never touch the network: any source that needs it fails at once "
+                          "[env: LOCALDIGEST_OFFLINE=1]."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -92,9 +111,11 @@ def load_papers(feeds, date, limit, min_upvotes, include_replaced):
 @click.option("--gpu-layers", type=click.IntRange(min=-1), default=0, show_default=True,
               help="Layers to offload to a GPU (-1 = all); needs a GPU build of llama-cpp-python.")
 @click.option("--ctx", type=click.IntRange(min=256), help="Context size in tokens (default: the model's n_ctx).")
+@click.option("--partial", is_flag=True,
+              help="Rewrite --out after every paper, so an interrupted or failing run leaves the digest so far.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, model, prompt, cache_dir, no_cache,
-        threads, gpu_layers, ctx, debug):
+        threads, gpu_layers, ctx, partial, debug):
     """Review the papers in the feeds and write the digest."""
     from localdigest import paths
     from localdigest.cache import ReviewCache
@@ -103,8 +124,10 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
     from localdigest.models import load_registry
     from localdigest.progress import DigestProgress
     from localdigest.prompts import load_prompt
-    from localdigest.render import DigestInfo, render_json, render_markdown, write_atomic
+    from localdigest.render import PENDING, DigestInfo, PaperResult, render_json, render_markdown, write_atomic
 
+    if partial and out == "-":
+        raise LocaldigestError("--partial needs --out FILE", "name the digest file to keep up to date")
     papers = load_papers(feeds, date, limit, min_upvotes, include_replaced)
     template = load_prompt(prompt)
     spec = load_registry().get(model)
@@ -112,6 +135,8 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
     cache = None if no_cache else ReviewCache(cache_dir or paths.cache_dir())
     reviewer = Reviewer(local_model, template, cache)
 
+    info = DigestInfo(date=date, model=f"{spec.name} ({local_model.path.name})", prompt=template.name)
+    render = render_json if output_format == "json" else render_markdown
     results = []
     with DigestProgress(len(papers), stderr) as progress:
         for paper in papers:
@@ -121,6 +146,9 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
                 progress.log(f"[yellow]Warning:[/yellow] {paper.arxiv_id} ({paper.title[:50]}): {problem}")
             results.append(result)
             progress.finish_paper()
+            if partial:
+                pending = [PaperResult(p, None, error=PENDING) for p in papers[len(results):]]
+                write_atomic(Path(out), render(info, results + pending))
 
     stats = reviewer.stats
     speed = stats.completion_tokens / stats.generation_seconds if stats.generation_seconds else 0
@@ -129,8 +157,7 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
         + (f"; {stats.completion_tokens} tokens at {speed:.1f} tok/s" if stats.completion_tokens else ""),
         highlight=False,
     )
-    info = DigestInfo(date=date, model=f"{spec.name} ({local_model.path.name})", prompt=template.name)
-    text = render_json(info, results) if output_format == "json" else render_markdown(info, results)
+    text = render(info, results)
     if out == "-":
         if output_format == "markdown" and sys.stdout.isatty():
             Console().print(Markdown(text))
@@ -270,4 +297,64 @@ def models_add(path, name, chat_format, no_copy):
 
 
 def _megabytes(size: int | None) -> str:
-    return f"{size / 1e6:,.0f} MB" if size else "?"
+    if size is None:
+        return "?"
+    return f"{size / 1e6:,.0f} MB" if size >= 1e6 else f"{size / 1e3:,.0f} kB"
+
+
+@main.group()
+def cache():
+    """Inspect and clean the review cache."""
+
+
+def _open_cache(cache_dir):
+    from localdigest import paths
+    from localdigest.cache import ReviewCache
+
+    return ReviewCache(cache_dir or paths.cache_dir())
+
+
+cache_dir_option = click.option("--cache-dir", type=click.Path(path_type=Path),
+                                help="Review cache folder [env: LOCALDIGEST_CACHE_DIR].")
+
+
+@cache.command("stats")
+@cache_dir_option
+def cache_stats(cache_dir):
+    """How many reviews are cached, how big, how old, and from which models."""
+    store = _open_cache(cache_dir)
+    stats = store.stats()
+
+    def when(stamp):
+        return datetime.datetime.fromtimestamp(stamp).isoformat(sep=" ", timespec="seconds") if stamp else "-"
+
+    click.echo(f"folder   {store.directory}\nreviews  {stats.entries}\nsize     {_megabytes(stats.bytes_on_disk)}\n"
+               f"oldest   {when(stats.oldest)}\nnewest   {when(stats.newest)}")
+    for model, count in sorted(stats.by_model.items()):
+        click.echo(f"model    {model}: {count}")
+
+
+@cache.command("clear")
+@cache_dir_option
+def cache_clear(cache_dir):
+    """Delete every cached review."""
+    stderr.print(f"Removed {_open_cache(cache_dir).clear()} cached reviews", highlight=False)
+
+
+@cache.command("prune")
+@cache_dir_option
+@click.option("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 2w, 90m.")
+def cache_prune(cache_dir, older_than):
+    """Delete cached reviews older than AGE."""
+    seconds = _parse_age(older_than)
+    stderr.print(f"Removed {_open_cache(cache_dir).prune(seconds)} cached reviews older than {older_than}",
+                 highlight=False)
+
+
+def _parse_age(text: str) -> float:
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([mhdw])", text.strip())
+    if not match:
+        raise LocaldigestError(f"--older-than '{text}' is not an age", "write e.g. 90m, 12h, 30d or 2w")
+    return float(match.group(1)) * {"m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]

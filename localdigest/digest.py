@@ -61,10 +61,12 @@ class Reviewer:
             except ReviewInvalid as exc:
                 problem = exc.message
                 continue
+            cache_problem = None
             if self.cache is not None:
-                self.cache.put(key, review, completion.completion_tokens, completion.seconds)
+                cache_problem = self.cache.put(key, review, completion.completion_tokens, completion.seconds,
+                                               model=self.model.spec.name, prompt=self.prompt.name)
             self.stats.generated += 1
-            return PaperResult(paper, review, warning=trimmed)
+            return PaperResult(paper, review, warning="; ".join(filter(None, (trimmed, cache_problem))) or None)
         self.stats.failed += 1
         return PaperResult(paper, None, error=f"model output failed validation twice: {problem}")
 

@@ -19,7 +19,7 @@ from localdigest.errors import ModelError
 
 SHIPPED_REGISTRY = Path(__file__).resolve().parent.parent / "models.toml"
 SOURCE_KEYS = ("path", "hf_repo", "package")
-GENERATION_KEYS = ("temperature", "top_p", "max_tokens")
+GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "repeat_penalty")
 STRING_KEYS = ("description", "chat_format", "quantization", "sha256", *SOURCE_KEYS, "file")
 ENTRY_KEYS = {*STRING_KEYS, *GENERATION_KEYS, "n_ctx", "size_bytes", "tags"}
 
@@ -141,7 +141,8 @@ def _parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
         raise ModelError(f"{where}: needs exactly one source", f"set one of {', '.join(SOURCE_KEYS)}")
     if "hf_repo" in entry and "file" not in entry:
         raise ModelError(f"{where}: hf_repo needs 'file'", "name the .gguf file inside the repository")
-    checks = {"n_ctx": int, "temperature": (int, float), "top_p": (int, float), "max_tokens": int, "size_bytes": int}
+    checks = {"n_ctx": int, "temperature": (int, float), "top_p": (int, float), "max_tokens": int, "size_bytes": int,
+              "repeat_penalty": (int, float)}
     for key, kind in checks.items():
         if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool) or entry[key] < 0):
             raise ModelError(f"{where}: '{key}' must be a non-negative number", f"fix '{key}'")

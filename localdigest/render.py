@@ -20,6 +20,9 @@ class PaperResult:
     warning: str | None = None
 
 
+PENDING = "pending"  # the error text of a paper a --partial digest has not reached yet
+
+
 @dataclass(frozen=True)
 class DigestInfo:
     date: str
@@ -50,7 +53,9 @@ def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
 def _paper_section(result: PaperResult) -> list[str]:
     paper, review = result.paper, result.review
     lines = [f"## {paper.title}", ""]
-    if review is None:
+    if review is None and result.error == PENDING:
+        lines += ["> ⏳ 本文速览尚未生成（--partial 摘要，运行仍在进行或已中断）", ""]
+    elif review is None:
         lines += [f"> ⚠️ 本文速览生成失败：{result.error}", ""]
     else:
         lines += ["### 1. 介绍本文的主要工作", "", review.main_work, ""]
@@ -72,7 +77,10 @@ def render_json(info: DigestInfo, results: list[PaperResult]) -> str:
             "arxiv_id": r.paper.arxiv_id,
             "title": r.paper.title,
             "authors": list(r.paper.authors),
+            "published": r.paper.published,
+            "upvotes": r.paper.upvotes,
             "url": r.paper.page_url,
+            "abstract": r.paper.abstract,
             "review": r.review.to_dict() if r.review else None,
             "error": r.error,
         }

@@ -1,4 +1,5 @@
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,19 @@ def tiny_registry(tiny_gguf, tmp_path, monkeypatch) -> Path:
     )
     monkeypatch.setenv("LOCALDIGEST_MODELS_FILE", str(path))
     return path
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every way Python opens a connection or resolves a name fails and is recorded."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
