@@ -5,19 +5,25 @@
 
 For each paper and repeat it generates with the same model, prompt, seed and settings in
 three modes, rotating their order:
-  unconstrained   no grammar (the speed ceiling for this model and machine)
+  raw-llama       a plain Llama.create_completion call on the same tokens and settings
+  unconstrained   localdigest's pipeline without grammar (its overhead against raw-llama)
   stock-grammar   llama-cpp-python's grammar sampling (the whole vocabulary every token)
   fast-grammar    localdigest's GrammarFirstSampler (the grammar checks the sampled token)
 Generation tokens/s excludes prompt evaluation (llama.cpp's perf counters). It also reports
 how many prompt tokens llama.cpp evaluated per paper against the paper-specific tokens,
-which shows the shared prefix being reused.
+which shows the shared prefix being reused; the time of a fully cached `localdigest run`
+against `localdigest --version`; peak memory against the model file; and the physical
+ceiling (memory bandwidth / bytes read per generated token).
 """
 
 import argparse
 import json
 import os
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +40,7 @@ from localdigest.prompts import load_prompt  # noqa: E402
 from localdigest.reviews import REVIEW_SCHEMA, Review  # noqa: E402
 
 FEED = ROOT / "tests" / "fixtures" / "hf_daily_papers_2023-09-22.json"
-MODES = ("unconstrained", "stock-grammar", "fast-grammar")
+MODES = ("raw-llama", "unconstrained", "stock-grammar", "fast-grammar")
 
 
 def prompt_eval(llama) -> tuple[int, float]:
@@ -49,12 +55,15 @@ def run_once(model: LocalModel, messages, grammar, mode: str, seed: int) -> dict
 
     llama = model._load()
     llama_cpp.llama_perf_context_reset(llama.ctx)
-    completion = model.complete(messages, None if mode == "unconstrained" else grammar, seed=seed,
-                                fast_grammar=mode == "fast-grammar")
+    if mode == "raw-llama":
+        completion = raw_completion(model, messages, seed)
+    else:
+        completion = model.complete(messages, None if mode == "unconstrained" else grammar, seed=seed,
+                                    fast_grammar=mode == "fast-grammar")
     evaluated, eval_seconds = prompt_eval(llama)
     generation_seconds = max(completion.seconds - eval_seconds, 1e-9)
     valid = None
-    if mode != "unconstrained":
+    if "grammar" in mode:
         try:
             Review.from_json(completion.text)
             valid = True
@@ -93,7 +102,7 @@ def main() -> None:
     for repeat in range(args.repeats):
         for index, paper in enumerate(papers):
             messages = template.messages(paper)
-            order = MODES[index % 3:] + MODES[: index % 3]
+            order = MODES[index % len(MODES):] + MODES[: index % len(MODES)]
             for position, mode in enumerate(order):
                 row = run_once(model, messages, grammar, mode, seed=42 + repeat)
                 results[mode].append(row)
@@ -106,15 +115,76 @@ def main() -> None:
     print(f"\nGeneration tokens/s (median), {spec.name}:")
     for mode in MODES:
         rows = results[mode]
-        validity = "" if mode == "unconstrained" else \
-            f"  schema-valid {sum(r['valid'] for r in rows)}/{len(rows)}"
+        validity = "" if "grammar" not in mode else f"  schema-valid {sum(r['valid'] for r in rows)}/{len(rows)}"
         print(f"  {mode:14s} {speed[mode]:7.1f} tok/s  {speed[mode] / speed['unconstrained']:5.2f}x unconstrained{validity}")
     print(f"  fast-grammar vs stock-grammar: {speed['fast-grammar'] / speed['stock-grammar']:.2f}x")
+    print(f"  pipeline overhead: unconstrained vs raw-llama {speed['unconstrained'] / speed['raw-llama']:.2f}x")
     print("\nPrompt tokens evaluated per paper (first mode of each paper, repeat 1):")
     for arxiv_id, evaluated, specific in prefix_rows:
         print(f"  {arxiv_id}  evaluated {evaluated:5d}  paper-specific {specific:5d}  ratio {evaluated / specific:5.2f}")
+    model_bytes = model.path.stat().st_size
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"\nPeak RSS {peak / 1e6:.0f} MB = model file {model_bytes / 1e6:.0f} MB + {(peak - model_bytes) / 1e6:.0f} MB "
+          f"(n_ctx {model.n_ctx})")
+    bandwidth = memory_bandwidth()
+    print(f"Memory bandwidth {bandwidth / 1e9:.1f} GB/s / {model_bytes / 1e6:.0f} MB read per token = ceiling "
+          f"{bandwidth / model_bytes:.0f} tok/s; unconstrained reaches {speed['unconstrained'] / (bandwidth / model_bytes):.0%}")
+    cached = cached_rerun_ratio(spec.name if spec.name in load_registry().models else str(model.path), len(papers),
+                                args.ctx)
+    print(f"Fully cached run of {len(papers)} papers: {cached[0]:.2f}s vs --version {cached[1]:.2f}s "
+          f"= {cached[0] / cached[1]:.2f}x")
     if args.json:
-        args.json.write_text(json.dumps({"speed": speed, "runs": results, "prefix": prefix_rows}, indent=2))
+        args.json.write_text(json.dumps({"speed": speed, "runs": results, "prefix": prefix_rows, "peak_rss": peak,
+                                         "bandwidth": bandwidth, "cached_run_s": cached}, indent=2))
+
+
+def raw_completion(model: LocalModel, messages, seed: int):
+    """What a plain llama-cpp-python script does: one create_completion with the same tokens and settings."""
+    from localdigest.engine import Completion
+
+    llama = model._load()
+    prompt = format_messages(messages, model.spec.chat_format, **model._template_tokens)
+    tokens = llama.tokenize(prompt.text.encode(), add_bos=not prompt.has_bos, special=True)
+    params = model.generation
+    started = time.perf_counter()
+    result = llama.create_completion(prompt=tokens, max_tokens=params["max_tokens"], temperature=params["temperature"],
+                                     top_p=params["top_p"], repeat_penalty=params["repeat_penalty"], seed=seed,
+                                     stop=list(prompt.stop))
+    usage = result["usage"]
+    return Completion(result["choices"][0]["text"], usage["prompt_tokens"], usage["completion_tokens"],
+                      time.perf_counter() - started)
+
+
+def memory_bandwidth() -> float:
+    """Bytes per second for copying a 256 MB buffer (best of 5), a proxy for reading weights."""
+    import numpy as np
+
+    source = np.ones(256 * 2**20, dtype=np.uint8)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - started)
+    return 2 * source.nbytes / best  # a copy reads and writes every byte
+
+
+def cached_rerun_ratio(model: str, papers: int, ctx: int | None) -> tuple[float, float]:
+    """Median seconds of a fully cached `localdigest run` and of `localdigest --version`, as subprocesses."""
+    with tempfile.TemporaryDirectory() as cache:
+        run = [sys.executable, "-m", "localdigest", "run", "--feed", str(FEED), "--limit", str(papers),
+               "--model", model, "--cache-dir", cache, "--out", os.devnull, *(["--ctx", str(ctx)] if ctx else [])]
+        subprocess.run(run, check=True, capture_output=True)  # fills the cache
+
+        def median_seconds(command) -> float:
+            times = []
+            for _ in range(5):
+                started = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                times.append(time.perf_counter() - started)
+            return statistics.median(times)
+
+        return median_seconds(run), median_seconds([sys.executable, "-m", "localdigest", "--version"])
 
 
 def paper_specific_tokens(model: LocalModel, messages) -> int:

@@ -39,8 +39,9 @@ class Reviewer:
         self._example_texts = _example_texts(prompt)
 
     def key(self, paper: Paper) -> str:
+        # n_ctx belongs here because it decides whether a long abstract is trimmed.
         return review_key(paper.content_key(), self.prompt.fingerprint(), self._model_identity,
-                          {**self.model.generation, "seed": BASE_SEED})
+                          {**self.model.generation, "seed": BASE_SEED, "n_ctx": self.model.n_ctx})
 
     def review(self, paper: Paper, on_token: Callable[[], None] | None = None) -> PaperResult:
         key = self.key(paper)

@@ -60,6 +60,9 @@ def test_perf_benchmark_runs_on_the_tiny_model(tiny_gguf):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    for mode in ("unconstrained", "stock-grammar", "fast-grammar"):
+    for mode in ("raw-llama", "unconstrained", "stock-grammar", "fast-grammar"):
         assert re.search(rf"{mode}\s+[\d.]+ tok/s\s+[\d.]+x unconstrained", result.stdout)
     assert len(re.findall(r"evaluated\s+\d+\s+paper-specific\s+\d+", result.stdout)) == 2
+    for figure in (r"pipeline overhead: unconstrained vs raw-llama [\d.]+x", r"Peak RSS \d+ MB",
+                   r"ceiling \d+ tok/s", r"Fully cached run of 2 papers: [\d.]+s vs --version [\d.]+s"):
+        assert re.search(figure, result.stdout), figure
