@@ -25,8 +25,7 @@ class CacheStats:
 @dataclass(frozen=True)
 class CachedReview:
     review: Review
-    completion_tokens: int
-    seconds: float
+    cost: dict
 
 
 def review_key(paper_content: dict, prompt_fingerprint: str, model_fingerprint: str, generation: dict) -> str:
@@ -64,18 +63,16 @@ class ReviewCache:
             review = Review.from_dict(entry["review"])
         except (ReviewInvalid, KeyError):
             return None  # an entry of another shape is a miss, never a wrong answer
-        return CachedReview(review, entry.get("completion_tokens", 0), entry.get("seconds", 0.0))
+        return CachedReview(review, entry.get("cost") or {})
 
-    def put(self, key: str, review: Review, completion_tokens: int, seconds: float, model: str = "",
-            prompt: str = "") -> str | None:
+    def put(self, key: str, review: Review, cost: dict, model: str = "", prompt: str = "") -> str | None:
         """Store a review; returns why it could not be stored (the run goes on without caching it)."""
         entry = {
             "schema": REVIEW_SCHEMA_VERSION,
             "review": review.to_dict(),
             "model": model,
             "prompt": prompt,
-            "completion_tokens": completion_tokens,
-            "seconds": seconds,
+            "cost": cost,
             "created": time.time(),
         }
         try:

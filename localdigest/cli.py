@@ -358,3 +358,62 @@ def _parse_age(text: str) -> float:
     if not match:
         raise LocaldigestError(f"--older-than '{text}' is not an age", "write e.g. 90m, 12h, 30d or 2w")
     return float(match.group(1)) * {"m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@main.command()
+@click.option("--feed", "feeds", multiple=True, metavar="SRC",
+              help="Papers to review (any --feed source); default: ../shared/data/papers/.")
+@click.option("--references", type=click.Path(file_okay=False, path_type=Path),
+              default=SHARED_DATA / "references", show_default="../shared/data/references",
+              help="Folder of GPT-4 reference digests (Markdown).")
+@click.option("--prompt", "prompts", multiple=True, help="Prompt name or path; repeatable. Default: all in prompts/.")
+@click.option("--model", "models", multiple=True, help="Model name or path; repeatable. Default: the default model.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N papers.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("benchmarks/results"),
+              show_default=True, help="Where results.json, results.csv and quality_vs_time.png go.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Review cache folder [env: LOCALDIGEST_CACHE_DIR].")
+@click.option("--no-cache", is_flag=True, help="Regenerate every review.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cache, debug):
+    """Compare prompt variants and models against the GPT-4 reference digests."""
+    from rich.table import Table
+
+    from localdigest import paths
+    from localdigest.bench import COLUMNS, peak_memory_bytes, run_bench, write_outputs
+    from localdigest.cache import ReviewCache
+    from localdigest.models import load_registry
+    from localdigest.prompts import PROMPTS_DIR, load_prompt
+    from localdigest.references import load_references
+
+    papers = load_papers(feeds or [str(SHARED_DATA / "papers")], None, limit, None, False)
+    if not references.is_dir():
+        raise LocaldigestError(f"reference folder {references} not found", "pass --references DIR")
+    reference_reviews = load_references(references)
+    templates = [load_prompt(p) for p in (prompts or sorted(p.stem for p in PROMPTS_DIR.glob("*.toml")))]
+    registry = load_registry()
+    specs = [registry.get(m) for m in (models or [None])]
+    store = None if no_cache else ReviewCache(cache_dir or paths.cache_dir())
+    matched = sum(p.arxiv_id in reference_reviews for p in papers)
+    stderr.print(f"{len(papers)} papers ({matched} with a reference) x {len(templates)} prompts x {len(specs)} models",
+                 highlight=False)
+    with stderr.status("benchmarking") as status:
+        combinations = run_bench(papers, templates, specs, reference_reviews, store, progress=status.update)
+
+    table = Table(title=f"localdigest bench: {len(papers)} papers, {matched} with a GPT-4 reference")
+    table.add_column("metric")
+    for combination in combinations:
+        table.add_column(f"{combination.prompt}\n{combination.model}", justify="right")
+    for key, label in COLUMNS.items():
+        table.add_row(label, *(f"{c.values[key]:.2f}" if key in c.values else "-" for c in combinations))
+    Console().print(table)
+    for combination in combinations:
+        for warning in combination.warnings:
+            stderr.print(f"[yellow]Warning:[/yellow] {combination.model}/{combination.prompt}: {warning}",
+                         highlight=False, soft_wrap=True)
+    written = write_outputs(combinations, out_dir, {"papers": [p.arxiv_id for p in papers],
+                                                    "peak_rss_bytes": peak_memory_bytes()})
+    stderr.print(f"Peak memory {peak_memory_bytes() / 1e6:.0f} MB. Wrote " + ", ".join(map(str, written)),
+                 highlight=False)

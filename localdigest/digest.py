@@ -47,7 +47,7 @@ class Reviewer:
         key = self.key(paper)
         if self.cache is not None and (hit := self.cache.get(key)):
             self.stats.cached += 1
-            return PaperResult(paper, hit.review, cached=True)
+            return PaperResult(paper, hit.review, cached=True, cost=hit.cost)
         messages, trimmed = self._fit_context(paper)
         problem = ""
         for attempt in range(ATTEMPTS):
@@ -62,12 +62,16 @@ class Reviewer:
             except ReviewInvalid as exc:
                 problem = exc.message
                 continue
+            cost = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+                    "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
+                    "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds,
+                    "attempts": attempt + 1}
             cache_problem = None
             if self.cache is not None:
-                cache_problem = self.cache.put(key, review, completion.completion_tokens, completion.seconds,
-                                               model=self.model.spec.name, prompt=self.prompt.name)
+                cache_problem = self.cache.put(key, review, cost, model=self.model.spec.name, prompt=self.prompt.name)
             self.stats.generated += 1
-            return PaperResult(paper, review, warning="; ".join(filter(None, (trimmed, cache_problem))) or None)
+            return PaperResult(paper, review, warning="; ".join(filter(None, (trimmed, cache_problem))) or None,
+                               cost=cost)
         self.stats.failed += 1
         return PaperResult(paper, None, error=f"model output failed validation twice: {problem}")
 

@@ -26,6 +26,8 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+    evaluated_prompt_tokens: int = 0  # after prefix reuse: what llama.cpp really had to evaluate
+    prompt_seconds: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -90,6 +92,9 @@ class LocalModel:
         common = dict(prompt=tokens, stop=list(prompt.stop), seed=seed,
                       max_tokens=min(params["max_tokens"], self.n_ctx - len(tokens)),
                       stopping_criteria=StoppingCriteriaList([count_token]))
+        import llama_cpp
+
+        llama_cpp.llama_perf_context_reset(llama.ctx)
         started = time.perf_counter()
         if grammar is None or not fast_grammar:
             result = llama.create_completion(
@@ -109,11 +114,14 @@ class LocalModel:
             finally:
                 sampler.close()
         usage = result["usage"]
+        perf = llama_cpp.llama_perf_context(llama.ctx)
         return Completion(
             text=result["choices"][0]["text"],
             prompt_tokens=usage["prompt_tokens"],
             completion_tokens=usage["completion_tokens"],
             seconds=time.perf_counter() - started,
+            evaluated_prompt_tokens=perf.n_p_eval,
+            prompt_seconds=perf.t_p_eval_ms / 1000,
         )
 
     def prompt_tokens(self, messages: list[dict]) -> int:

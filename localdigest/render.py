@@ -18,6 +18,7 @@ class PaperResult:
     error: str | None = None
     cached: bool = False
     warning: str | None = None
+    cost: dict | None = None  # tokens and seconds of the generation that produced the review
 
 
 PENDING = "pending"  # the error text of a paper a --partial digest has not reached yet

@@ -1,0 +1,79 @@
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import SHARED_DATA
+from localdigest.cli import main
+from localdigest.metrics import chrf, cjk_share, copy_rate, reference_free, set_f1
+from localdigest.references import load_references, parse_reference
+from localdigest.reviews import Review
+from test_reviews import valid_dict
+
+REFERENCES = SHARED_DATA / "references"
+
+
+@pytest.mark.parametrize("path", sorted(REFERENCES.glob("*.md")), ids=lambda p: p.name)
+def test_every_reference_paper_parses_completely(path):
+    reviews = parse_reference(path)
+    assert len(reviews) == path.read_text(encoding="utf-8").count("\n## ")
+    for review in reviews:
+        assert review.main_work and review.highlights, review.arxiv_id
+        assert len(review.keywords) == 5, (review.arxiv_id, review.keywords)
+        assert set(review.scores) == {"practicality", "innovation", "recommendation"}, review.arxiv_id
+        assert all(0 <= s <= 5 for s in review.scores.values())
+
+
+def test_reference_layout_variants_parse_to_known_values():
+    refs = load_references(REFERENCES)
+    assert len(refs) == 85
+    longlora = refs["2309.12307"]  # ### headings, "- 实用性：4.5/5。"
+    assert longlora.keywords[0] == ("LongLoRA", "长LoRA") and longlora.scores["practicality"] == 4.5
+    assert longlora.main_work.startswith("本文提出了一种称为LongLoRA")
+    assert refs["2309.09530"].keywords[-1] == ("Competitive Performance", "竞争性能")  # inline list, "：" heading
+    assert refs["2309.04663"].keywords[3] == ("FIAT (Fusing Instruction-Accelerated Tuning)", "FIAT（融合指令加速调整）")
+    assert refs["2309.08628"].scores == {"practicality": 4.0, "innovation": 4.5, "recommendation": 4.0}  # **…评分： 4**
+    assert refs["2309.07462"].keywords[0] == ("Large Language Models (LLMs)", "大型语言模型")
+
+
+def test_keyword_f1_normalises_case_punctuation_and_width():
+    assert set_f1(["Large Language Models", "LoRA"], ["large-language models", "Attention"]) == 0.5
+    assert set_f1(["ＬｏＲＡ"], ["lora"]) == 1.0
+    assert set_f1([], []) == 1.0 and set_f1(["a"], ["b"]) == 0.0
+
+
+def test_chrf_known_values():
+    assert chrf("本文提出了方法", "本文提出了方法") == pytest.approx(100)
+    assert chrf("完全不同", "毫无关系") == 0
+    partial = chrf("本文提出了新方法", "本文提出了方法")
+    assert 50 < partial < 100
+
+
+def test_cjk_share_and_copy_rate():
+    assert cjk_share("本文 LoRA") == pytest.approx(2 / 6)
+    assert copy_rate("abcdefghij", ["xxabcdefghijxx"]) == 1.0
+    assert copy_rate("abcdefghij", ["nothing alike"]) == 0.0
+
+
+def test_reference_free_flags_identical_scores_and_duplicates():
+    review = Review.from_dict(valid_dict())
+    result = reference_free([review, review], ["We present LongLoRA.", "Other."], [])
+    assert result["identical_scores"] == 1.0 and result["score_spread"] == 0
+    assert result["duplicate_main_work"] == 0.5 and result["duplicate_keywords"] == 0
+
+
+def test_bench_on_the_tiny_model_writes_table_json_csv_and_chart(tiny_registry, tmp_path):
+    out = tmp_path / "results"
+    result = CliRunner().invoke(main, ["bench", "--limit", "2", "--prompt", "default", "--prompt", "concise",
+                                       "--out-dir", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert "2 papers (2 with a reference) x 2 prompts x 1 models" in result.stderr
+    assert "English keyword F1 vs reference" in result.stdout and "generation tokens/s" in result.stdout
+    data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert [(r["prompt"], r["model"]) for r in data["results"]] == [("default", "tiny"), ("concise", "tiny")]
+    assert data["results"][0]["valid"] == 1.0 and "main_work_chrf" in data["results"][0]
+    assert (out / "results.csv").read_text(encoding="utf-8").startswith("prompt,model,papers,valid,")
+    assert (out / "quality_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rerun = CliRunner().invoke(main, ["bench", "--limit", "2", "--prompt", "default", "--out-dir", str(out)])
+    assert rerun.exit_code == 0 and json.loads((out / "results.json").read_text())["results"][0]["valid"] == 1.0
