@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.markdown import Markdown
 
 from localdigest import __version__
 from localdigest.errors import LocaldigestError
@@ -160,6 +159,8 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
     text = render(info, results)
     if out == "-":
         if output_format == "markdown" and sys.stdout.isatty():
+            from rich.markdown import Markdown
+
             Console().print(Markdown(text))
         else:
             click.echo(text, nl=False)

@@ -15,7 +15,6 @@ from pathlib import Path
 from localdigest.errors import ModelError
 from localdigest.chat_formats import BUILTIN, FROM_GGUF, format_messages
 from localdigest.models import ModelSpec
-from localdigest.sampling import GrammarFirstSampler
 
 DEFAULT_GENERATION = {"temperature": 0.3, "top_p": 0.9, "max_tokens": 1024, "repeat_penalty": 1.1}
 
@@ -105,6 +104,8 @@ class LocalModel:
                 repeat_penalty=params["repeat_penalty"],
             )
         else:
+            from localdigest.sampling import GrammarFirstSampler  # numpy: only when generating
+
             sampler = GrammarFirstSampler(llama, grammar, seed=seed, temperature=params["temperature"],
                                           top_p=params["top_p"], repeat_penalty=params["repeat_penalty"])
             try:

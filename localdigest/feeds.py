@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import feedparser
-
 from localdigest import fetch
 from localdigest.errors import FeedError
 from localdigest.papers import Paper
@@ -179,6 +177,8 @@ def _paper_from_record(item: dict) -> Paper | None:
 
 
 def _papers_from_xml(source: str, data: bytes, options: FeedOptions, warnings: list[str]) -> list[Paper]:
+    import feedparser  # imported here: JSON feeds (and cached runs) do not pay for it
+
     # No sanitising or URI resolving: both run an HTML parser over abstracts and eat LaTeX like "a<b".
     parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
     if not parsed.entries:
