@@ -97,6 +97,17 @@ def load_papers(feeds, date, limit, min_upvotes, include_replaced):
     return loaded.papers
 
 
+def _open_cache(cache_dir):
+    from localdigest import paths
+    from localdigest.cache import ReviewCache
+
+    return ReviewCache(cache_dir or paths.cache_dir())
+
+
+cache_dir_option = click.option("--cache-dir", type=click.Path(path_type=Path),
+                                help="Review cache folder [env: LOCALDIGEST_CACHE_DIR].")
+
+
 @main.command()
 @feed_options
 @click.option("--out", default="-", help="Output file; '-' prints to the terminal.", show_default=True)
@@ -104,7 +115,7 @@ def load_papers(feeds, date, limit, min_upvotes, include_replaced):
               show_default=True)
 @click.option("--model", help="Model name from models.toml, or a path to a .gguf file.")
 @click.option("--prompt", help="Prompt name in prompts/, or a path to a .toml template.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Review cache folder [env: LOCALDIGEST_CACHE_DIR].")
+@cache_dir_option
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached reviews.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for llama.cpp (default: physical cores).")
 @click.option("--gpu-layers", type=click.IntRange(min=-1), default=0, show_default=True,
@@ -116,8 +127,6 @@ def load_papers(feeds, date, limit, min_upvotes, include_replaced):
 def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, model, prompt, cache_dir, no_cache,
         threads, gpu_layers, ctx, partial, debug):
     """Review the papers in the feeds and write the digest."""
-    from localdigest import paths
-    from localdigest.cache import ReviewCache
     from localdigest.digest import Reviewer
     from localdigest.engine import LocalModel
     from localdigest.models import load_registry
@@ -131,7 +140,7 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
     template = load_prompt(prompt)
     spec = load_registry().get(model)
     local_model = LocalModel(spec, spec.resolve(), threads=threads, n_ctx=ctx, gpu_layers=gpu_layers)
-    cache = None if no_cache else ReviewCache(cache_dir or paths.cache_dir())
+    cache = None if no_cache else _open_cache(cache_dir)
     reviewer = Reviewer(local_model, template, cache)
 
     info = DigestInfo(date=date, model=f"{spec.name} ({local_model.path.name})", prompt=template.name)
@@ -308,17 +317,6 @@ def cache():
     """Inspect and clean the review cache."""
 
 
-def _open_cache(cache_dir):
-    from localdigest import paths
-    from localdigest.cache import ReviewCache
-
-    return ReviewCache(cache_dir or paths.cache_dir())
-
-
-cache_dir_option = click.option("--cache-dir", type=click.Path(path_type=Path),
-                                help="Review cache folder [env: LOCALDIGEST_CACHE_DIR].")
-
-
 @cache.command("stats")
 @cache_dir_option
 def cache_stats(cache_dir):
@@ -375,16 +373,14 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N papers.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("benchmarks/results"),
               show_default=True, help="Where results.json, results.csv and quality_vs_time.png go.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Review cache folder [env: LOCALDIGEST_CACHE_DIR].")
+@cache_dir_option
 @click.option("--no-cache", is_flag=True, help="Regenerate every review.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cache, debug):
     """Compare prompt variants and models against the GPT-4 reference digests."""
     from rich.table import Table
 
-    from localdigest import paths
     from localdigest.bench import COLUMNS, peak_memory_bytes, run_bench, write_outputs
-    from localdigest.cache import ReviewCache
     from localdigest.models import load_registry
     from localdigest.prompts import PROMPTS_DIR, load_prompt
     from localdigest.references import load_references
@@ -396,7 +392,7 @@ def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cach
     templates = [load_prompt(p) for p in (prompts or sorted(p.stem for p in PROMPTS_DIR.glob("*.toml")))]
     registry = load_registry()
     specs = [registry.get(m) for m in (models or [None])]
-    store = None if no_cache else ReviewCache(cache_dir or paths.cache_dir())
+    store = None if no_cache else _open_cache(cache_dir)
     matched = sum(p.arxiv_id in reference_reviews for p in papers)
     stderr.print(f"{len(papers)} papers ({matched} with a reference) x {len(templates)} prompts x {len(specs)} models",
                  highlight=False)
