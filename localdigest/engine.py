@@ -28,10 +28,6 @@ class Completion:
     evaluated_prompt_tokens: int = 0  # after prefix reuse: what llama.cpp really had to evaluate
     prompt_seconds: float = 0.0
 
-    @property
-    def tokens_per_second(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds else 0.0
-
 
 def default_threads() -> int:
     """Physical cores this process may use: hyper-threads slow llama.cpp down rather than up."""
@@ -72,10 +68,11 @@ class LocalModel:
 
         fast_grammar=False uses llama-cpp-python's own grammar sampling (the benchmark baseline).
         """
+        import llama_cpp
         from llama_cpp import LlamaGrammar, LogitsProcessorList, StoppingCriteriaList
 
         llama = self._load()
-        prompt, tokens = self._tokenize(messages)
+        prompt, tokens = self.tokenize_prompt(messages)
         if len(tokens) + 16 > self.n_ctx:
             raise ModelError(
                 f"model '{self.spec.name}': the prompt is {len(tokens)} tokens but the context is {self.n_ctx}",
@@ -91,8 +88,6 @@ class LocalModel:
         common = dict(prompt=tokens, stop=list(prompt.stop), seed=seed,
                       max_tokens=min(params["max_tokens"], self.n_ctx - len(tokens)),
                       stopping_criteria=StoppingCriteriaList([count_token]))
-        import llama_cpp
-
         llama_cpp.llama_perf_context_reset(llama.ctx)
         started = time.perf_counter()
         if grammar is None or not fast_grammar:
@@ -126,12 +121,13 @@ class LocalModel:
         )
 
     def prompt_tokens(self, messages: list[dict]) -> int:
-        return len(self._tokenize(messages)[1])
+        return len(self.tokenize_prompt(messages)[1])
 
     def count_tokens(self, text: str) -> int:
         return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def _tokenize(self, messages: list[dict]):
+    def tokenize_prompt(self, messages: list[dict]):
+        """(the formatted prompt, its tokens) exactly as complete() sends them."""
         llama = self._load()
         prompt = format_messages(messages, self.spec.chat_format, **self._template_tokens)
         return prompt, llama.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.has_bos, special=True)

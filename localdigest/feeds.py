@@ -83,14 +83,14 @@ def _load_source(source: str, options: FeedOptions, result: FeedResult) -> list[
         if not options.date:
             raise FeedError("--feed hf needs a day", "pass --date YYYY-MM-DD")
         data, saved = fetch.fetch_hf_daily(options.date)
-        result.notes.append(f"saved a copy of the feed to {saved}; replay it offline with --feed {saved}")
+        result.notes.append(_replay_note(saved))
         if data.strip() == b"[]":
             warnings.append(f"hf:{options.date}: Hugging Face lists no papers that day (weekends are often empty)")
             return []
         return _parse(f"hf:{options.date}", data, options, warnings)
     if fetch.is_url(source):
         data, saved = fetch.fetch_url(source)
-        result.notes.append(f"saved a copy of the feed to {saved}; replay it offline with --feed {saved}")
+        result.notes.append(_replay_note(saved))
         return _parse(source, data, options, warnings)
     path = Path(source).expanduser()
     if source != "-" and path.is_dir():
@@ -100,6 +100,10 @@ def _load_source(source: str, options: FeedOptions, result: FeedResult) -> list[
                             f"put files ending in {', '.join(sorted(FEED_SUFFIXES))} there")
         return [paper for file in files for paper in _parse(str(file), _read(str(file)), options, warnings)]
     return _parse(source, _read(source), options, warnings)
+
+
+def _replay_note(saved: Path) -> str:
+    return f"saved a copy of the feed to {saved}; replay it offline with --feed {saved}"
 
 
 def _parse(source: str, data: bytes, options: FeedOptions, warnings: list[str]) -> list[Paper]:
@@ -113,20 +117,16 @@ def _parse(source: str, data: bytes, options: FeedOptions, warnings: list[str]) 
 def _read(source: str) -> bytes:
     if source == "-":
         data = sys.stdin.buffer.read(fetch.MAX_BYTES + 1)
-    else:
-        path = Path(source).expanduser()
-        try:
-            if path.stat().st_size > fetch.MAX_BYTES:
-                raise FeedError(f"{source}: larger than {fetch.MAX_BYTES // 2**20} MB",
-                                "split the feed or use --feed on smaller files")
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise FeedError(f"{source}: no such file", "check the path given to --feed") from None
-        except OSError as exc:
-            raise FeedError(f"{source}: cannot read: {exc.strerror}", "check the file's permissions") from None
-    if len(data) > fetch.MAX_BYTES:
-        raise FeedError(f"{source}: larger than {fetch.MAX_BYTES // 2**20} MB", "split the feed")
-    return data
+        fetch.check_size(source, len(data))
+        return data
+    path = Path(source).expanduser()
+    try:
+        fetch.check_size(source, path.stat().st_size)  # before reading, so a huge file costs nothing
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FeedError(f"{source}: no such file", "check the path given to --feed") from None
+    except OSError as exc:
+        raise FeedError(f"{source}: cannot read: {exc.strerror}", "check the file's permissions") from None
 
 
 def _papers_from_json(source: str, data: bytes, warnings: list[str]) -> list[Paper]:

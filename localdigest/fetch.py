@@ -15,6 +15,12 @@ HF_PAGE_SIZE = 100
 HF_MAX_PAGES = 20
 
 
+def check_size(source: str, size: int) -> None:
+    """One limit for files, stdin and downloads: anything bigger is not a day's feed."""
+    if size > MAX_BYTES:
+        raise FeedError(f"{source}: larger than {MAX_BYTES // 2**20} MB", "split the feed and pass the parts")
+
+
 def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
@@ -44,8 +50,7 @@ def fetch_url(url: str) -> tuple[bytes, Path]:
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise _unreachable_error(url, reason, saved) from None
-    if len(body) > MAX_BYTES:
-        raise FeedError(f"{url}: larger than {MAX_BYTES // 2**20} MB", "download it and pass a smaller file")
+    check_size(url, len(body))
     _save(saved, body)
     return body, saved
 
