@@ -3,6 +3,7 @@
 import datetime
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -121,14 +122,23 @@ cache_dir_option = click.option("--cache-dir", type=click.Path(path_type=Path),
 @click.option("--gpu-layers", type=click.IntRange(min=-1), default=0, show_default=True,
               help="Layers to offload to a GPU (-1 = all); needs a GPU build of llama-cpp-python.")
 @click.option("--ctx", type=click.IntRange(min=256), help="Context size in tokens (default: the model's n_ctx).")
+@click.option("--server", metavar="URL", envvar="LOCALDIGEST_SERVER",
+              help="An OpenAI-compatible inference server (llama-server, vLLM, Ollama, llama_cpp.server) to "
+                   "review with instead of the local model; --model then names the model it serves "
+                   "[env: LOCALDIGEST_SERVER].")
+@click.option("--api-key", envvar="LOCALDIGEST_API_KEY", show_envvar=False,
+              help="API key for --server; better set in the environment [env: LOCALDIGEST_API_KEY].")
+@click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Papers sent to the server at once; the digest keeps the feed's order.")
 @click.option("--partial", is_flag=True,
               help="Rewrite --out after every paper, so an interrupted or failing run leaves the digest so far.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, model, prompt, cache_dir, no_cache,
-        threads, gpu_layers, ctx, partial, debug):
+        threads, gpu_layers, ctx, server, api_key, parallel, partial, debug):
     """Review the papers in the feeds and write the digest."""
+    from localdigest.backend import open_model, served_spec
     from localdigest.digest import Reviewer
-    from localdigest.engine import LocalModel
+    from localdigest.models import load_registry
     from localdigest.progress import DigestProgress
     from localdigest.prompts import load_prompt
     from localdigest.render import PENDING, DigestInfo, PaperResult, render_json, render_markdown, write_atomic
@@ -137,28 +147,31 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
         raise LocaldigestError("--partial needs --out FILE", "name the digest file to keep up to date")
     papers = load_papers(feeds, date, limit, min_upvotes, include_replaced)
     template = load_prompt(prompt)
-    spec = _model(model)
-    local_model = LocalModel(spec, spec.resolve(), threads=threads, n_ctx=ctx, gpu_layers=gpu_layers)
+    spec = served_spec(load_registry(), server, model) if server else _model(model)
+    engine = open_model(spec, api_key=api_key, threads=threads, n_ctx=ctx, gpu_layers=gpu_layers, parallel=parallel)
     cache = None if no_cache else _open_cache(cache_dir)
-    reviewer = Reviewer(local_model, template, cache)
+    reviewer = Reviewer(engine, template, cache)
 
-    info = DigestInfo(date=date, model=f"{spec.name} ({local_model.path.name})", prompt=template.name)
+    info = DigestInfo(date=date, model=engine.describe(), prompt=template.name, server=engine.url)
     render = render_json if output_format == "json" else render_markdown
-    results = []
+    results: list = [None] * len(papers)
+    started = time.perf_counter()
     with DigestProgress(len(papers), stderr) as progress:
-        for paper in papers:
-            progress.start_paper(paper.title)
-            result = reviewer.review(paper, on_token=progress.token)
+        on_start = progress.start_paper if parallel == 1 else None
+        for index, result in reviewer.review_many(papers, parallel, on_start=on_start, on_token=progress.token):
             for problem in filter(None, (result.warning, result.error)):
-                progress.log(f"[yellow]Warning:[/yellow] {paper.arxiv_id} ({paper.title[:50]}): {problem}")
-            results.append(result)
-            progress.finish_paper()
+                progress.log(f"[yellow]Warning:[/yellow] {result.paper.arxiv_id} ({result.paper.title[:50]}): "
+                             f"{problem}")
+            results[index] = result
+            progress.finish_paper(0 if result.cached or not result.cost else result.cost["completion_tokens"])
             if partial:
-                pending = [PaperResult(p, None, error=PENDING) for p in papers[len(results):]]
-                write_atomic(Path(out), render(info, results + pending))
+                so_far = [r or PaperResult(p, None, error=PENDING) for p, r in zip(papers, results)]
+                write_atomic(Path(out), render(info, so_far))
 
     stats = reviewer.stats
-    speed = stats.completion_tokens / stats.generation_seconds if stats.generation_seconds else 0
+    # Parallel requests overlap, so their summed durations say nothing about throughput: use the clock.
+    seconds = time.perf_counter() - started if parallel > 1 else stats.generation_seconds
+    speed = stats.completion_tokens / seconds if seconds else 0
     stderr.print(
         f"{len(papers)} papers: {stats.generated} generated, {stats.cached} from cache, {stats.failed} failed"
         + (f"; {stats.completion_tokens} tokens at {speed:.1f} tok/s" if stats.completion_tokens else ""),

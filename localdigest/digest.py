@@ -1,14 +1,14 @@
 """The review pipeline: cache lookup, prompt, constrained generation, validation, one retry."""
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 
 from localdigest import quality
 from localdigest.cache import ReviewCache, review_key
-from localdigest.engine import LocalModel
 from localdigest.errors import ReviewInvalid
 from localdigest.grammar import schema_to_gbnf
-from localdigest.models import fingerprint
 from localdigest.papers import Paper
 from localdigest.prompts import PromptTemplate
 from localdigest.render import PaperResult
@@ -29,13 +29,16 @@ class RunStats:
 
 
 class Reviewer:
-    def __init__(self, model: LocalModel, prompt: PromptTemplate, cache: ReviewCache | None):
+    """Reviews papers with one model (a LocalModel or a ServerModel) and one prompt, through the cache."""
+
+    def __init__(self, model, prompt: PromptTemplate, cache: ReviewCache | None):
         self.model = model
         self.prompt = prompt
         self.cache = cache
         self.grammar = schema_to_gbnf(REVIEW_SCHEMA)
         self.stats = RunStats()
-        self._model_identity = fingerprint(model.path)
+        self._stats_lock = threading.Lock()
+        self._model_identity = model.identity()
         self._example_texts = _example_texts(prompt)
 
     def key(self, paper: Paper) -> str:
@@ -46,14 +49,13 @@ class Reviewer:
     def review(self, paper: Paper, on_token: Callable[[], None] | None = None) -> PaperResult:
         key = self.key(paper)
         if self.cache is not None and (hit := self.cache.get(key)):
-            self.stats.cached += 1
+            self._count(cached=1)
             return PaperResult(paper, hit.review, cached=True, cost=hit.cost)
         messages, trimmed = self._fit_context(paper)
         problem = ""
         for attempt in range(ATTEMPTS):
             completion = self.model.complete(messages, self.grammar, seed=BASE_SEED + attempt, on_token=on_token)
-            self.stats.completion_tokens += completion.completion_tokens
-            self.stats.generation_seconds += completion.seconds
+            self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
             try:
                 review = Review.from_json(completion.text)
                 found = quality.problems(review, self._example_texts)
@@ -69,15 +71,45 @@ class Reviewer:
             cache_problem = None
             if self.cache is not None:
                 cache_problem = self.cache.put(key, review, cost, model=self.model.spec.name, prompt=self.prompt.name)
-            self.stats.generated += 1
+            self._count(generated=1)
             return PaperResult(paper, review, warning="; ".join(filter(None, (trimmed, cache_problem))) or None,
                                cost=cost)
-        self.stats.failed += 1
+        self._count(failed=1)
         return PaperResult(paper, None, error=f"model output failed validation twice: {problem}")
+
+    def review_many(self, papers: list[Paper], parallel: int = 1,
+                    on_start: Callable[[Paper], None] | None = None,
+                    on_token: Callable[[], None] | None = None) -> Iterator[tuple[int, PaperResult]]:
+        """(index in `papers`, result) for each paper as it finishes, `parallel` papers at a time.
+
+        On an error (say the server went away) the papers not yet started are dropped, those in
+        flight finish (and are cached), and the error propagates.
+        """
+        if parallel <= 1:
+            for index, paper in enumerate(papers):
+                if on_start:
+                    on_start(paper)
+                yield index, self.review(paper, on_token=on_token)
+            return
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="review") as pool:
+            futures = {pool.submit(self.review, paper): index for index, paper in enumerate(papers)}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    def _count(self, **amounts) -> None:
+        with self._stats_lock:
+            for name, amount in amounts.items():
+                setattr(self.stats, name, getattr(self.stats, name) + amount)
 
     def _fit_context(self, paper: Paper) -> tuple[list[dict], str | None]:
         """The prompt for this paper, with the abstract shortened if prompt + answer would overflow n_ctx."""
         messages = self.prompt.messages(paper)
+        if self.model.n_ctx is None:  # a server: it holds the context and rejects what does not fit
+            return messages, None
         budget = self.model.n_ctx - min(self.model.generation["max_tokens"], ANSWER_RESERVE)
         excess = self.model.prompt_tokens(messages) - budget
         if excess <= 0:

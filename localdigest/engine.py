@@ -14,7 +14,7 @@ from pathlib import Path
 
 from localdigest.errors import ModelError
 from localdigest.chat_formats import BUILTIN, FROM_GGUF, format_messages
-from localdigest.models import ModelSpec
+from localdigest.models import ModelSpec, fingerprint
 
 DEFAULT_GENERATION = {"temperature": 0.3, "top_p": 0.9, "max_tokens": 1024, "repeat_penalty": 1.1}
 
@@ -41,6 +41,8 @@ def default_threads() -> int:
 
 
 class LocalModel:
+    url = None  # in-process: no server
+
     def __init__(self, spec: ModelSpec, path: Path, threads: int | None = None, n_ctx: int | None = None,
                  gpu_layers: int = 0):
         self.spec = spec
@@ -55,6 +57,13 @@ class LocalModel:
     @property
     def loaded(self) -> bool:
         return self._llama is not None
+
+    def describe(self) -> str:
+        return f"{self.spec.name} ({self.path.name})"
+
+    def identity(self) -> str:
+        """What the cache keys on: the model file's content, not its name or place."""
+        return fingerprint(self.path)
 
     def complete(
         self,

@@ -18,10 +18,13 @@ from localdigest.chat_formats import FROM_GGUF
 from localdigest.errors import ModelError
 
 SHIPPED_REGISTRY = Path(__file__).resolve().parent.parent / "models.toml"
-SOURCE_KEYS = ("path", "hf_repo", "package")
+SOURCE_KEYS = ("path", "hf_repo", "package", "server")
 GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "repeat_penalty")
-STRING_KEYS = ("description", "chat_format", "quantization", "sha256", *SOURCE_KEYS, "file")
-ENTRY_KEYS = {*STRING_KEYS, *GENERATION_KEYS, "n_ctx", "size_bytes", "tags"}
+# Only for `server` entries: what the server calls the model, where the API key is, how to ask for JSON.
+SERVER_KEYS = ("served_model", "api_key_env", "structured_output", "timeout", "retries")
+STRUCTURED_MODES = ("auto", "grammar", "json_schema", "json_object")
+STRING_KEYS = ("description", "chat_format", "quantization", "sha256", *SOURCE_KEYS, "file", *SERVER_KEYS[:3])
+ENTRY_KEYS = {*STRING_KEYS, *GENERATION_KEYS, *SERVER_KEYS, "n_ctx", "size_bytes", "tags"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class ModelSpec:
 
     def resolve(self) -> Path:
         """The GGUF file for this model, without touching the network."""
+        if "server" in self.source:
+            raise ModelError(f"model '{self.name}' is served by {self.source['server']}; there is no file here",
+                             "models info, pull, verify and rm work on local GGUF models only")
         if "path" in self.source:
             path = Path(self.source["path"]).expanduser()
             if not path.is_file():
@@ -68,6 +74,9 @@ class ModelSpec:
             return self.source["path"]
         if "hf_repo" in self.source:
             return f"hf:{self.source['hf_repo']}/{self.source['file']}"
+        if "server" in self.source:
+            return f"server:{self.source['server']}" + (f" ({self.source['served_model']})"
+                                                         if "served_model" in self.source else "")
         return f"pip:{self.source['package']}"
 
 
@@ -142,13 +151,19 @@ def _parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
     if "hf_repo" in entry and "file" not in entry:
         raise ModelError(f"{where}: hf_repo needs 'file'", "name the .gguf file inside the repository")
     checks = {"n_ctx": int, "temperature": (int, float), "top_p": (int, float), "max_tokens": int, "size_bytes": int,
-              "repeat_penalty": (int, float)}
+              "repeat_penalty": (int, float), "timeout": (int, float), "retries": int}
     for key, kind in checks.items():
         if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool) or entry[key] < 0):
             raise ModelError(f"{where}: '{key}' must be a non-negative number", f"fix '{key}'")
     for key in STRING_KEYS:
         if key in entry and not isinstance(entry[key], str):
             raise ModelError(f"{where}: '{key}' must be a string", f"quote the value of '{key}'")
+    misplaced = [key for key in SERVER_KEYS if key in entry] if "server" not in entry else []
+    if misplaced:
+        raise ModelError(f"{where}: {', '.join(misplaced)} only apply to a 'server' entry", "remove them")
+    if entry.get("structured_output", "auto") not in STRUCTURED_MODES:
+        raise ModelError(f"{where}: unknown structured_output '{entry['structured_output']}'",
+                         f"use one of: {', '.join(STRUCTURED_MODES)}")
     tags = entry.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ModelError(f"{where}: 'tags' must be a list of strings", 'write tags = ["zh", "small"]')
@@ -159,7 +174,7 @@ def _parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
                          f"use one of: {', '.join(chat_formats.NAMES)} ('gguf' = the template inside the file)")
     return ModelSpec(
         name=name,
-        source={key: entry[key] for key in (*SOURCE_KEYS, "file") if key in entry},
+        source={key: entry[key] for key in (*SOURCE_KEYS, "file", *SERVER_KEYS) if key in entry},
         chat_format=entry.get("chat_format", FROM_GGUF),
         description=entry.get("description", ""),
         n_ctx=entry.get("n_ctx", 4096),

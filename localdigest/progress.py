@@ -1,4 +1,8 @@
-"""A rich progress bar on stderr: paper i/N, live tokens/s, ETA."""
+"""A rich progress bar on stderr: paper i/N, live tokens/s, ETA.
+
+A local model reports every token (live speed of the current paper); a server reports
+tokens per finished paper, so the speed shown is then the run's overall throughput.
+"""
 
 import time
 
@@ -23,6 +27,8 @@ class DigestProgress:
         self._tokens = 0
         self._started = 0.0
         self._last_refresh = 0.0
+        self._run_started = time.perf_counter()
+        self._run_tokens = 0
 
     def __enter__(self):
         self._progress.__enter__()
@@ -31,10 +37,10 @@ class DigestProgress:
     def __exit__(self, *exc):
         return self._progress.__exit__(*exc)
 
-    def start_paper(self, title: str) -> None:
+    def start_paper(self, paper) -> None:
         self._tokens = 0
         self._started = time.perf_counter()
-        self._progress.update(self._task, description=title[:40])
+        self._progress.update(self._task, description=paper.title[:40])
 
     def token(self) -> None:
         self._tokens += 1
@@ -44,7 +50,11 @@ class DigestProgress:
             speed = self._tokens / max(now - self._started, 1e-9)
             self._progress.update(self._task, speed=f"{speed:5.1f} tok/s")
 
-    def finish_paper(self) -> None:
+    def finish_paper(self, generated_tokens: int = 0) -> None:
+        self._run_tokens += generated_tokens
+        if generated_tokens and not self._tokens:  # no live token count: show the run's throughput
+            speed = self._run_tokens / max(time.perf_counter() - self._run_started, 1e-9)
+            self._progress.update(self._task, speed=f"{speed:5.1f} tok/s")
         self._progress.advance(self._task)
 
     def log(self, message: str) -> None:

@@ -1,0 +1,44 @@
+"""Choosing the engine for a run: the in-process llama.cpp model, or a model on an inference server."""
+
+import os
+
+from localdigest.errors import ModelError
+from localdigest.models import ModelSpec, Registry
+
+
+def served_spec(registry: Registry, url: str, model: str | None) -> ModelSpec:
+    """`--server URL [--model NAME]`: NAME is a `server` entry of the registry (its settings, this URL)
+    or else the model's name on that server (default: the one model it serves)."""
+    if model in registry.models and "server" in registry.models[model].source:
+        entry = registry.models[model]
+        return ModelSpec(**{**entry.__dict__, "source": {**entry.source, "server": url}})
+    return ModelSpec(name=model or "served", source={"server": url, **({"served_model": model} if model else {})})
+
+
+def open_model(spec: ModelSpec, *, api_key: str | None = None, threads: int | None = None,
+               n_ctx: int | None = None, gpu_layers: int = 0, parallel: int = 1):
+    """A LocalModel for GGUF entries, a ServerModel for `server` entries; neither loads anything yet."""
+    source = spec.source
+    if "server" not in source:
+        if parallel > 1:
+            raise ModelError("--parallel needs a model on an inference server",
+                             "add --server URL (or a `server` entry in models.toml), or drop --parallel")
+        from localdigest.engine import LocalModel
+
+        return LocalModel(spec, spec.resolve(), threads=threads, n_ctx=n_ctx, gpu_layers=gpu_layers)
+
+    from localdigest.fetch import offline
+    from localdigest.server_model import ServerModel, is_loopback, normalize_url
+
+    url = normalize_url(source["server"])
+    if offline() and not is_loopback(url):
+        raise ModelError(f"--offline: the server {url} is on the network",
+                         "drop --offline to use it, or run a server on this machine (127.0.0.1)")
+    if api_key is None and "api_key_env" in source:
+        api_key = os.environ.get(source["api_key_env"])
+        if not api_key:
+            raise ModelError(f"model '{spec.name}': environment variable {source['api_key_env']} is not set",
+                             f"export {source['api_key_env']}=KEY (the server's API key), or pass --api-key")
+    return ServerModel(spec, url, api_key=api_key, served_model=source.get("served_model"),
+                       structured_output=source.get("structured_output", "auto"),
+                       timeout=source.get("timeout", 600.0), retries=source.get("retries", 4), parallel=parallel)
