@@ -2,7 +2,6 @@
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 
 from localdigest import quality
@@ -46,11 +45,15 @@ class Reviewer:
         return review_key(paper.content_key(), self.prompt.fingerprint(), self._model_identity,
                           {**self.model.generation, "seed": BASE_SEED, "n_ctx": self.model.n_ctx})
 
-    def review(self, paper: Paper, on_token: Callable[[], None] | None = None) -> PaperResult:
+    def review(self, paper: Paper, on_start: Callable[[Paper], None] | None = None,
+               on_token: Callable[[], None] | None = None) -> PaperResult:
+        """The paper's review from the cache, or generated (on_start is called then, before the model runs)."""
         key = self.key(paper)
         if self.cache is not None and (hit := self.cache.get(key)):
             self._count(cached=1)
             return PaperResult(paper, hit.review, cached=True, cost=hit.cost)
+        if on_start:
+            on_start(paper)
         messages, trimmed = self._fit_context(paper)
         problem = ""
         for attempt in range(ATTEMPTS):
@@ -80,17 +83,18 @@ class Reviewer:
     def review_many(self, papers: list[Paper], parallel: int = 1,
                     on_start: Callable[[Paper], None] | None = None,
                     on_token: Callable[[], None] | None = None) -> Iterator[tuple[int, PaperResult]]:
-        """(index in `papers`, result) for each paper as it finishes, `parallel` papers at a time.
+        """(index in `papers`, result) for each paper as it finishes, `parallel` papers at a time
+        (on_start and on_token only when one at a time).
 
         On an error (say the server went away) the papers not yet started are dropped, those in
         flight finish (and are cached), and the error propagates.
         """
         if parallel <= 1:
             for index, paper in enumerate(papers):
-                if on_start:
-                    on_start(paper)
-                yield index, self.review(paper, on_token=on_token)
+                yield index, self.review(paper, on_start=on_start, on_token=on_token)
             return
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="review") as pool:
             futures = {pool.submit(self.review, paper): index for index, paper in enumerate(papers)}
             try:

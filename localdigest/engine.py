@@ -4,7 +4,6 @@ Keeping one Llama for the whole run lets llama.cpp reuse the evaluated prompt
 prefix (system prompt and examples) from one paper to the next.
 """
 
-import ctypes
 import os
 import re
 import time
@@ -198,6 +197,8 @@ _LOG_CALLBACK = None
 
 
 def _silence_llama_logs(llama_cpp) -> None:
+    import ctypes
+
     global _LOG_CALLBACK
     if _LOG_CALLBACK is None:
         _LOG_CALLBACK = llama_cpp.llama_log_callback(lambda level, text, user_data: None)

@@ -48,6 +48,23 @@ def test_same_seed_same_text_and_greedy(llama):
     assert generate(llama, grammar, temperature=0)[0] == generate(llama, grammar, seed=9, temperature=0)[0]
 
 
+def test_mask_in_slices_equals_one_pass(llama, monkeypatch):
+    import numpy as np
+
+    from localdigest import sampling
+
+    scores = np.random.default_rng(0).normal(size=llama.n_vocab()).astype(np.float32)
+    masks = []
+    for size in (1 << 20, 7):  # one pass over the whole vocabulary, then slices of 7 tokens
+        monkeypatch.setattr(sampling, "MASK_SLICE", size)
+        sampler = GrammarFirstSampler(llama, r'root ::= [a-f0-9]{2,} | "yes"', seed=0, temperature=0.5, top_p=0.9)
+        masks.append(np.isfinite(sampler._masked(scores)))
+        sampler.close()
+    allowed = {llama.detokenize([t]).decode() for t in np.flatnonzero(masks[0])}
+    assert set("abcdef0123456789y") <= allowed and "g" not in allowed
+    assert (masks[0] == masks[1]).all()
+
+
 def test_bad_grammar_is_an_error(llama):
     with pytest.raises(ValueError, match="could not parse the grammar"):
         GrammarFirstSampler(llama, "root ::= (", seed=0, temperature=0.5, top_p=0.9)
