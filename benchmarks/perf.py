@@ -19,6 +19,7 @@ ceiling (memory bandwidth / bytes read per generated token).
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -40,6 +41,13 @@ from localdigest.prompts import load_prompt  # noqa: E402
 from localdigest.reviews import REVIEW_SCHEMA, Review  # noqa: E402
 
 FEED = ROOT / "tests" / "fixtures" / "hf_daily_papers_2023-09-22.json"
+REPORT_PEAK = """
+import atexit, runpy, sys
+atexit.register(lambda: sys.stderr.write(next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
+                                         .replace("VmHWM", "PEAK VmHWM")))
+sys.argv[0] = "localdigest"
+runpy.run_module("localdigest", run_name="__main__")
+"""
 MODES = ("raw-llama", "unconstrained", "stock-grammar", "fast-grammar")
 
 
@@ -178,9 +186,11 @@ def product_run_figures(model: str, papers: int, ctx: int | None) -> dict:
                "--model", model, "--cache-dir", cache, "--out", os.devnull, *(["--ctx", str(ctx)] if ctx else [])]
         # As a user runs it: Python caches compiled modules (some sandboxes turn that off).
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        subprocess.run(run, check=True, capture_output=True, env=env)  # fills the cache
-        # The largest child so far: the one that loaded the model (the others are far smaller).
-        peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        # Fills the cache. Its peak is the VmHWM of its own address space: ru_maxrss of a child would
+        # also count this (big) benchmark process, which Linux carries into the child across fork+exec.
+        filled = subprocess.run([sys.executable, "-c", REPORT_PEAK, *run[3:]], check=True, capture_output=True,
+                                text=True, env=env)
+        peak_rss = int(re.search(r"PEAK VmHWM:\s*(\d+) kB", filled.stderr).group(1)) * 1024
 
         def median_seconds(command) -> float:
             times = []

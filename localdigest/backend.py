@@ -16,7 +16,7 @@ def served_spec(registry: Registry, url: str, model: str | None) -> ModelSpec:
 
 
 def open_model(spec: ModelSpec, *, api_key: str | None = None, threads: int | None = None,
-               n_ctx: int | None = None, gpu_layers: int = 0, parallel: int = 1):
+               n_ctx: int | None = None, gpu_layers: int = 0, batch_size: int = 1, parallel: int = 1):
     """A LocalModel for GGUF entries, a ServerModel for `server` entries; neither loads anything yet."""
     source = spec.source
     if "server" not in source:
@@ -25,7 +25,8 @@ def open_model(spec: ModelSpec, *, api_key: str | None = None, threads: int | No
                              "add --server URL (or a `server` entry in models.toml), or drop --parallel")
         from localdigest.engine import LocalModel
 
-        return LocalModel(spec, spec.resolve(), threads=threads, n_ctx=n_ctx, gpu_layers=gpu_layers)
+        return LocalModel(spec, spec.resolve(), threads=threads, n_ctx=n_ctx, gpu_layers=gpu_layers,
+                          batch_size=batch_size)
 
     from localdigest.fetch import offline
     from localdigest.server_model import ServerModel, is_loopback, normalize_url

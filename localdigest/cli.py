@@ -13,6 +13,9 @@ from localdigest import __version__
 from localdigest.errors import LocaldigestError
 
 stderr = Console(stderr=True)
+# Four papers per llama.cpp step: 2.1x the throughput of one at a time on a 2-core laptop
+# (benchmarks/perf.py), for one more context of n_ctx x 4 tokens.
+DEFAULT_BATCH_SIZE = 4
 
 
 class LocaldigestGroup(click.Group):
@@ -122,6 +125,8 @@ cache_dir_option = click.option("--cache-dir", type=click.Path(path_type=Path),
 @click.option("--gpu-layers", type=click.IntRange(min=-1), default=0, show_default=True,
               help="Layers to offload to a GPU (-1 = all); needs a GPU build of llama-cpp-python.")
 @click.option("--ctx", type=click.IntRange(min=256), help="Context size in tokens (default: the model's n_ctx).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+              help="Papers the local model decodes together (more: faster in total, more memory; 1: one at a time).")
 @click.option("--server", metavar="URL", envvar="LOCALDIGEST_SERVER",
               help="An OpenAI-compatible inference server (llama-server, vLLM, Ollama, llama_cpp.server) to "
                    "review with instead of the local model; --model then names the model it serves "
@@ -134,7 +139,7 @@ cache_dir_option = click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Rewrite --out after every paper, so an interrupted or failing run leaves the digest so far.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, model, prompt, cache_dir, no_cache,
-        threads, gpu_layers, ctx, server, api_key, parallel, partial, debug):
+        threads, gpu_layers, ctx, batch_size, server, api_key, parallel, partial, debug):
     """Review the papers in the feeds and write the digest."""
     from localdigest.backend import open_model, served_spec
     from localdigest.digest import Reviewer
@@ -148,7 +153,8 @@ def run(feeds, date, limit, min_upvotes, include_replaced, out, output_format, m
     papers = load_papers(feeds, date, limit, min_upvotes, include_replaced)
     template = load_prompt(prompt)
     spec = served_spec(load_registry(), server, model) if server else _model(model)
-    engine = open_model(spec, api_key=api_key, threads=threads, n_ctx=ctx, gpu_layers=gpu_layers, parallel=parallel)
+    engine = open_model(spec, api_key=api_key, threads=threads, n_ctx=ctx, gpu_layers=gpu_layers,
+                        batch_size=batch_size, parallel=parallel)
     cache = None if no_cache else _open_cache(cache_dir)
     reviewer = Reviewer(engine, template, cache)
 

@@ -48,47 +48,26 @@ class Reviewer:
     def review(self, paper: Paper, on_start: Callable[[Paper], None] | None = None,
                on_token: Callable[[], None] | None = None) -> PaperResult:
         """The paper's review from the cache, or generated (on_start is called then, before the model runs)."""
-        key = self.key(paper)
-        if self.cache is not None and (hit := self.cache.get(key)):
-            self._count(cached=1)
-            return PaperResult(paper, hit.review, cached=True, cost=hit.cost)
+        if hit := self._from_cache(paper):
+            return hit
         if on_start:
             on_start(paper)
-        messages, trimmed = self._fit_context(paper)
-        problem = ""
-        for attempt in range(ATTEMPTS):
-            completion = self.model.complete(messages, self.grammar, seed=BASE_SEED + attempt, on_token=on_token)
-            self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
-            try:
-                review = Review.from_json(completion.text)
-                found = quality.problems(review, self._example_texts)
-                if found:
-                    raise ReviewInvalid("; ".join(found))
-            except ReviewInvalid as exc:
-                problem = exc.message
-                continue
-            cost = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-                    "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
-                    "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds,
-                    "attempts": attempt + 1}
-            cache_problem = None
-            if self.cache is not None:
-                cache_problem = self.cache.put(key, review, cost, model=self.model.spec.name, prompt=self.prompt.name)
-            self._count(generated=1)
-            return PaperResult(paper, review, warning="; ".join(filter(None, (trimmed, cache_problem))) or None,
-                               cost=cost)
-        self._count(failed=1)
-        return PaperResult(paper, None, error=f"model output failed validation twice: {problem}")
+        return self._generate([paper], on_token)[0]
 
     def review_many(self, papers: list[Paper], parallel: int = 1,
                     on_start: Callable[[Paper], None] | None = None,
                     on_token: Callable[[], None] | None = None) -> Iterator[tuple[int, PaperResult]]:
-        """(index in `papers`, result) for each paper as it finishes, `parallel` papers at a time
-        (on_start and on_token only when one at a time).
+        """(index in `papers`, result) for each paper as it finishes.
 
+        A server model gets `parallel` requests at a time (on_start and on_token only when one at a
+        time); a local model with batch_size > 1 decodes that many uncached papers together.
         On an error (say the server went away) the papers not yet started are dropped, those in
         flight finish (and are cached), and the error propagates.
         """
+        batch_size = getattr(self.model, "batch_size", 1)
+        if parallel <= 1 and batch_size > 1:
+            yield from self._review_in_batches(papers, batch_size, on_start, on_token)
+            return
         if parallel <= 1:
             for index, paper in enumerate(papers):
                 yield index, self.review(paper, on_start=on_start, on_token=on_token)
@@ -103,6 +82,81 @@ class Reviewer:
             finally:
                 for future in futures:
                     future.cancel()
+
+    def _review_in_batches(self, papers, batch_size, on_start, on_token) -> Iterator[tuple[int, PaperResult]]:
+        waiting: list[int] = []
+
+        def run_batch():
+            if on_start:
+                on_start(papers[waiting[0]])
+            return zip(list(waiting), self._generate([papers[i] for i in waiting], on_token))
+
+        for index, paper in enumerate(papers):
+            if hit := self._from_cache(paper):
+                yield index, hit
+                continue
+            waiting.append(index)
+            if len(waiting) == batch_size:
+                yield from run_batch()
+                waiting.clear()
+        if waiting:
+            yield from run_batch()
+
+    def _from_cache(self, paper: Paper) -> PaperResult | None:
+        if self.cache is not None and (hit := self.cache.get(self.key(paper))):
+            self._count(cached=1)
+            return PaperResult(paper, hit.review, cached=True, cost=hit.cost)
+        return None
+
+    def _generate(self, papers: list[Paper], on_token) -> list[PaperResult]:
+        """Reviews for uncached papers: generated (together, for several), validated, the failures
+        retried once with another seed, the good ones cached."""
+        fitted = [self._fit_context(paper) for paper in papers]
+        results: dict[int, PaperResult] = {}
+        problems: dict[int, str] = {}
+        pending = list(range(len(papers)))
+        for attempt in range(ATTEMPTS):
+            if not pending:
+                break
+            conversations = [fitted[i][0] for i in pending]
+            seed = BASE_SEED + attempt
+            if len(conversations) == 1:
+                completions = [self.model.complete(conversations[0], self.grammar, seed=seed, on_token=on_token)]
+            else:
+                completions = self.model.complete_many(conversations, self.grammar, seed=seed, on_token=on_token)
+            failed = []
+            for i, completion in zip(pending, completions):
+                self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
+                try:
+                    review = self._validated(completion.text)
+                except ReviewInvalid as exc:
+                    problems[i] = exc.message
+                    failed.append(i)
+                    continue
+                results[i] = self._accept(papers[i], review, completion, attempt, fitted[i][1])
+            pending = failed
+        for i in pending:
+            self._count(failed=1)
+            results[i] = PaperResult(papers[i], None, error=f"model output failed validation twice: {problems[i]}")
+        return [results[i] for i in range(len(papers))]
+
+    def _validated(self, text: str) -> Review:
+        review = Review.from_json(text)
+        found = quality.problems(review, self._example_texts)
+        if found:
+            raise ReviewInvalid("; ".join(found))
+        return review
+
+    def _accept(self, paper: Paper, review: Review, completion, attempt: int, trimmed: str | None) -> PaperResult:
+        cost = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+                "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
+                "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds, "attempts": attempt + 1}
+        cache_problem = None
+        if self.cache is not None:
+            cache_problem = self.cache.put(self.key(paper), review, cost, model=self.model.spec.name,
+                                           prompt=self.prompt.name)
+        self._count(generated=1)
+        return PaperResult(paper, review, warning="; ".join(filter(None, (trimmed, cache_problem))) or None, cost=cost)
 
     def _count(self, **amounts) -> None:
         with self._stats_lock:

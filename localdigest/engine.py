@@ -43,14 +43,16 @@ class LocalModel:
     url = None  # in-process: no server
 
     def __init__(self, spec: ModelSpec, path: Path, threads: int | None = None, n_ctx: int | None = None,
-                 gpu_layers: int = 0):
+                 gpu_layers: int = 0, batch_size: int = 1):
         self.spec = spec
         self.path = path
         self.threads = threads or default_threads()
         self.n_ctx = n_ctx or spec.n_ctx
         self.gpu_layers = gpu_layers
+        self.batch_size = batch_size  # papers decoded together by complete_many
         self.generation = {**DEFAULT_GENERATION, **spec.generation}
         self._llama = None
+        self._batch_decoder = None
         self._template_tokens: dict = {}
 
     @property
@@ -81,11 +83,7 @@ class LocalModel:
 
         llama = self._load()
         prompt, tokens = self.tokenize_prompt(messages)
-        if len(tokens) + 16 > self.n_ctx:
-            raise ModelError(
-                f"model '{self.spec.name}': the prompt is {len(tokens)} tokens but the context is {self.n_ctx}",
-                "raise n_ctx in models.toml or shorten the prompt template",
-            )
+        self._check_fits(tokens)
 
         def count_token(_ids, _logits) -> bool:
             if on_token:
@@ -127,6 +125,28 @@ class LocalModel:
             evaluated_prompt_tokens=perf.n_p_eval,
             prompt_seconds=perf.t_p_eval_ms / 1000,
         )
+
+    def complete_many(self, conversations: list[list[dict]], grammar: str, seed: int,
+                      on_token: Callable[[], None] | None = None) -> list[Completion]:
+        """Up to batch_size answers decoded together (localdigest.batch), all grammar-constrained."""
+        llama = self._load()
+        if self._batch_decoder is None:
+            from localdigest.batch import BatchDecoder
+
+            self._batch_decoder = BatchDecoder(llama, self.n_ctx, self.batch_size, self.threads)
+        prompts = []
+        for messages in conversations:
+            prompt, tokens = self.tokenize_prompt(messages)
+            self._check_fits(tokens)
+            prompts.append((tokens, prompt.stop))
+        return self._batch_decoder.complete(prompts, grammar, [seed] * len(prompts), self.generation, on_token)
+
+    def _check_fits(self, tokens) -> None:
+        if len(tokens) + 16 > self.n_ctx:
+            raise ModelError(
+                f"model '{self.spec.name}': the prompt is {len(tokens)} tokens but the context is {self.n_ctx}",
+                "raise n_ctx in models.toml or shorten the prompt template",
+            )
 
     def prompt_tokens(self, messages: list[dict]) -> int:
         return len(self.tokenize_prompt(messages)[1])

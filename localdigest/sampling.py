@@ -38,6 +38,13 @@ class GrammarFirstSampler:
         self.full_masks = 0  # the grammar had to be run over the whole vocabulary
 
     def __call__(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        token = self.choose(input_ids, logits)
+        forced = np.full_like(logits, -np.inf)
+        forced[token] = 0.0
+        return forced
+
+    def choose(self, input_ids: np.ndarray, logits: np.ndarray) -> int:
+        """The next token after input_ids (prompt and answer so far), accepted into the grammar."""
         scores = self._penalised(input_ids, logits)
         token = self._pick(scores)
         if self._allowed(token):
@@ -46,9 +53,7 @@ class GrammarFirstSampler:
             self.full_masks += 1
             token = self._pick(self._masked(scores))
         self._llama_cpp.llama_sampler_accept(self._grammar, token)
-        forced = np.full_like(logits, -np.inf)
-        forced[token] = 0.0
-        return forced
+        return token
 
     def close(self) -> None:
         if self._grammar:
