@@ -11,9 +11,11 @@ three modes, rotating their order:
   fast-grammar    localdigest's GrammarFirstSampler (the grammar checks the sampled token)
 Generation tokens/s excludes prompt evaluation (llama.cpp's perf counters). It also reports
 how many prompt tokens llama.cpp evaluated per paper against the paper-specific tokens,
-which shows the shared prefix being reused; the time of a fully cached `localdigest run`
-against `localdigest --version`; peak memory against the model file; and the physical
-ceiling (memory bandwidth / bytes read per generated token).
+which shows the shared prefix being reused; total throughput of the review pipeline with
+--batch-size papers decoded together against one at a time; the time of a fully cached
+`localdigest run` against `localdigest --version` and the peak memory of a `localdigest run`
+against the model file (child processes); and the physical ceiling (memory bandwidth /
+bytes read per generated token).
 """
 
 import argparse
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from localdigest.chat_formats import format_messages  # noqa: E402
-from localdigest.engine import LocalModel  # noqa: E402
+from localdigest.engine import DEFAULT_GENERATION, LocalModel  # noqa: E402
 from localdigest.errors import ReviewInvalid  # noqa: E402
 from localdigest.feeds import load_feeds  # noqa: E402
 from localdigest.grammar import schema_to_gbnf  # noqa: E402
@@ -89,6 +91,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=200, help="cap per answer, so modes compare equal work")
     parser.add_argument("--ctx", type=int, help="context size (default: the model's n_ctx)")
+    parser.add_argument("--batch-size", type=int, default=4, help="papers decoded together, against one at a time")
+    parser.add_argument("--batch-papers", type=int, default=8, help="papers for the batched-decoding figure")
+    parser.add_argument("--batch-max-tokens", type=int,
+                        help="answer cap for that figure (default: the model's; answers must be complete to pass)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
 
@@ -130,6 +136,15 @@ def main() -> None:
     print("\nPrompt tokens evaluated per paper (first mode of each paper, repeat 1):")
     for arxiv_id, evaluated, specific in prefix_rows:
         print(f"  {arxiv_id}  evaluated {evaluated:5d}  paper-specific {specific:5d}  ratio {evaluated / specific:5.2f}")
+    batched = batched_vs_one_at_a_time(model, template, load_feeds([str(FEED)]).papers[: args.batch_papers],
+                                       args.batch_size, args.batch_max_tokens)
+    one, many = batched[1], batched[args.batch_size]
+    print(f"\nBatched decoding, {one['papers']} papers through the review pipeline (validation included), "
+          f"max {model.generation['max_tokens']} tokens:")
+    for size, row in batched.items():
+        print(f"  batch size {size}: {row['tok_s']:6.1f} tok/s total, {row['seconds']:6.1f} s, "
+              f"valid {row['valid']}/{row['papers']}")
+    print(f"  batch size {args.batch_size} vs 1: {many['tok_s'] / one['tok_s']:.2f}x")
     model_bytes = model.path.stat().st_size
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"\nPeak RSS of this benchmark process {peak / 1e6:.0f} MB = model file {model_bytes / 1e6:.0f} MB "
@@ -145,7 +160,27 @@ def main() -> None:
           f"{product['version_s']:.3f}s = {product['cached_s'] / product['version_s']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps({"speed": speed, "runs": results, "prefix": prefix_rows, "peak_rss": peak,
-                                         "bandwidth": bandwidth, **product}, indent=2))
+                                         "bandwidth": bandwidth, "batched": batched, **product}, indent=2))
+
+
+def batched_vs_one_at_a_time(model: LocalModel, template, papers, batch_size: int,
+                             max_tokens: int | None) -> dict[int, dict]:
+    """The same papers reviewed one at a time, then batch_size at a time, on the same loaded model; no cache."""
+    from localdigest.digest import Reviewer
+
+    model.generation["max_tokens"] = max_tokens or model.spec.generation.get("max_tokens",
+                                                                            DEFAULT_GENERATION["max_tokens"])
+    rows = {}
+    for size in (1, batch_size):
+        model.batch_size = size
+        reviewer = Reviewer(model, template, None)
+        started = time.perf_counter()
+        results = [result for _index, result in reviewer.review_many(papers)]
+        seconds = time.perf_counter() - started
+        rows[size] = {"tok_s": reviewer.stats.completion_tokens / seconds, "seconds": seconds, "papers": len(papers),
+                      "valid": sum(result.review is not None for result in results)}
+    model.batch_size = 1
+    return rows
 
 
 def raw_completion(model: LocalModel, messages, seed: int):

@@ -57,3 +57,48 @@ def test_answer_copying_the_worked_example_is_rejected(tiny_gguf, tmp_path):
     copier.grammar = "root ::= " + json.dumps(example, ensure_ascii=False)  # the model can only say the example
     result = copier.review(load_feeds([str(HF_FEED)]).papers[0])
     assert result.review is None and "main_work copies the prompt's worked example" in result.error
+
+
+def batched(tiny_gguf, cache_dir, batch_size) -> Reviewer:
+    spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=8192, generation={"max_tokens": 4096})
+    return Reviewer(LocalModel(spec, tiny_gguf, batch_size=batch_size), load_prompt(), ReviewCache(cache_dir))
+
+
+def test_batched_reviews_come_back_for_every_paper_and_are_cached(tiny_gguf, tmp_path):
+    papers = load_feeds([str(HF_FEED)]).papers[:5]
+    first = batched(tiny_gguf, tmp_path / "cache", batch_size=3)
+    first.review(papers[1])  # cached before the batched run: batches are made of the others
+    calls = []
+    complete_many = first.model.complete_many
+    first.model.complete_many = lambda conversations, *a, **kw: calls.append(len(conversations)) or \
+        complete_many(conversations, *a, **kw)
+    results = dict(first.review_many(papers))
+    assert sorted(results) == list(range(5)) and all(r.review is not None for r in results.values())
+    assert [results[i].paper for i in range(5)] == papers
+    assert results[1].cached and calls == [3]  # papers 0, 2, 3 together; paper 4 alone
+    assert first.stats.generated == 5 and len(first.cache) == 5
+
+    again = batched(tiny_gguf, tmp_path / "cache", batch_size=3)
+    assert all(r.cached for _i, r in again.review_many(papers)) and not again.model.loaded
+
+
+def test_batches_evaluate_the_shared_prefix_once(tiny_gguf, tmp_path):
+    papers = load_feeds([str(HF_FEED)]).papers[:4]
+    reviewer = batched(tiny_gguf, tmp_path / "cache", batch_size=2)
+    costs = [result.cost for _i, result in reviewer.review_many(papers)]
+    assert costs[0]["evaluated_prompt_tokens"] == costs[0]["prompt_tokens"]  # the first paper pays for the prefix
+    for cost in costs[1:]:  # the others, in this batch and the next, pay only for their own part
+        assert cost["evaluated_prompt_tokens"] < cost["prompt_tokens"] / 2, cost
+
+
+def test_batched_answers_failing_validation_are_retried_with_another_seed(tiny_gguf, tmp_path):
+    papers = load_feeds([str(HF_FEED)]).papers[:2]
+    broken = batched(tiny_gguf, tmp_path / "cache", batch_size=2)
+    broken.grammar = 'root ::= "{}"'
+    seeds = []
+    complete_many = broken.model.complete_many
+    broken.model.complete_many = lambda conversations, grammar, seed, **kw: seeds.append(seed) or \
+        complete_many(conversations, grammar, seed, **kw)
+    results = [r for _i, r in broken.review_many(papers)]
+    assert all(r.review is None and "failed validation twice" in r.error for r in results)
+    assert seeds == [42, 43] and broken.stats.failed == 2 and len(broken.cache) == 0

@@ -73,13 +73,16 @@ def test_bad_grammar_is_an_error(llama):
 def test_perf_benchmark_runs_on_the_tiny_model(tiny_gguf):
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "perf.py"), "--model", str(tiny_gguf), "--papers", "2",
-         "--max-tokens", "64", "--ctx", "8192"],
+         "--max-tokens", "64", "--ctx", "8192", "--batch-papers", "3", "--batch-size", "2",
+         "--batch-max-tokens", "4096"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     for mode in ("raw-llama", "unconstrained", "stock-grammar", "fast-grammar"):
         assert re.search(rf"{mode}\s+[\d.]+ tok/s\s+[\d.]+x unconstrained", result.stdout)
     assert len(re.findall(r"evaluated\s+\d+\s+paper-specific\s+\d+", result.stdout)) == 2
-    for figure in (r"pipeline overhead: unconstrained vs raw-llama [\d.]+x", r"Peak RSS \d+ MB",
-                   r"ceiling \d+ tok/s", r"Fully cached run of 2 papers: [\d.]+s vs --version [\d.]+s"):
+    for figure in (r"pipeline overhead: unconstrained vs raw-llama [\d.]+x", r"Peak RSS of `localdigest run` "
+                   r"reviewing 2 papers: \d+ MB = model file \d+ MB \+ \d+ MB", r"ceiling \d+ tok/s",
+                   r"batch size 2: +[\d.]+ tok/s total, +[\d.]+ s, valid 3/3", r"batch size 2 vs 1: [\d.]+x",
+                   r"Fully cached run of 2 papers: [\d.]+s vs --version [\d.]+s"):
         assert re.search(figure, result.stdout), figure
