@@ -22,7 +22,8 @@ def open_model(spec: ModelSpec, *, api_key: str | None = None, threads: int | No
     if "server" not in source:
         if parallel > 1:
             raise ModelError("--parallel needs a model on an inference server",
-                             "add --server URL (or a `server` entry in models.toml), or drop --parallel")
+                             "add --server URL (or a `server` entry in models.toml); the local model decodes "
+                             "papers together with --batch-size")
         from localdigest.engine import LocalModel
 
         return LocalModel(spec, spec.resolve(), threads=threads, n_ctx=n_ctx, gpu_layers=gpu_layers,
