@@ -13,7 +13,7 @@ from localdigest import __version__
 from localdigest.errors import LocaldigestError
 
 stderr = Console(stderr=True)
-# Four papers per llama.cpp step: 2.1x the throughput of one at a time on a 2-core laptop
+# Four papers per llama.cpp step: 2.0x the throughput of one at a time on a 2-core laptop
 # (benchmarks/perf.py), for one more context of n_ctx x 4 tokens.
 DEFAULT_BATCH_SIZE = 4
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from localdigest import quality
 from localdigest.cache import ReviewCache, review_key
-from localdigest.errors import ReviewInvalid
+from localdigest.errors import PromptRejected, ReviewInvalid
 from localdigest.grammar import schema_to_gbnf
 from localdigest.papers import Paper
 from localdigest.prompts import PromptTemplate
@@ -121,7 +121,11 @@ class Reviewer:
             conversations = [fitted[i][0] for i in pending]
             seed = BASE_SEED + attempt
             if len(conversations) == 1:
-                completions = [self.model.complete(conversations[0], self.grammar, seed=seed, on_token=on_token)]
+                try:
+                    completions = [self.model.complete(conversations[0], self.grammar, seed=seed, on_token=on_token)]
+                except PromptRejected as exc:  # asking again will not help
+                    problems[pending[0]] = exc.one_line()
+                    break
             else:
                 completions = self.model.complete_many(conversations, self.grammar, seed=seed, on_token=on_token)
             failed = []
@@ -130,14 +134,14 @@ class Reviewer:
                 try:
                     review = self._validated(completion.text)
                 except ReviewInvalid as exc:
-                    problems[i] = exc.message
+                    problems[i] = f"model output failed validation twice: {exc.message}"
                     failed.append(i)
                     continue
                 results[i] = self._accept(papers[i], review, completion, attempt, fitted[i][1])
             pending = failed
         for i in pending:
             self._count(failed=1)
-            results[i] = PaperResult(papers[i], None, error=f"model output failed validation twice: {problems[i]}")
+            results[i] = PaperResult(papers[i], None, error=problems[i])
         return [results[i] for i in range(len(papers))]
 
     def _validated(self, text: str) -> Review:

@@ -25,3 +25,7 @@ class PromptError(LocaldigestError):
 
 class ReviewInvalid(LocaldigestError):
     """The model's answer did not validate into a Review."""
+
+
+class PromptRejected(ModelError):
+    """The backend refused this one prompt (too long for its context, say): that paper fails, the run goes on."""

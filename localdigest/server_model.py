@@ -18,7 +18,7 @@ from collections.abc import Callable
 import httpx
 
 from localdigest.engine import DEFAULT_GENERATION, Completion
-from localdigest.errors import ModelError
+from localdigest.errors import ModelError, PromptRejected
 from localdigest.models import STRUCTURED_MODES, ModelSpec
 from localdigest.reviews import REVIEW_SCHEMA
 
@@ -70,7 +70,7 @@ class ServerModel:
         self.retries = retries
         self.backoff = backoff
         self.generation = {**DEFAULT_GENERATION, **spec.generation}
-        self.n_ctx = None  # the server owns the context; a prompt it cannot fit is that paper's error
+        self.n_ctx = None  # the server owns the context; a prompt it cannot fit fails that paper only
         self.loaded = True  # nothing to load here; kept for the LocalModel interface
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0),
@@ -184,6 +184,9 @@ class ServerModel:
                                   f"(HTTP {response.status_code}: {message})",
                                   "set structured_output in the model's models.toml entry to grammar, json_schema "
                                   "or json_object, whichever the server supports")
+            if response.status_code in (400, 413, 422) and method == "POST":
+                raise PromptRejected(f"server {self.url} rejected the prompt (HTTP {response.status_code}: {message})",
+                                     "serve the model with a longer context, or use a shorter prompt template")
             if response.status_code not in RETRYABLE_STATUS:
                 raise ServerError(f"server {self.url} rejected {method} {path} (HTTP {response.status_code}: {message})",
                                   "check the server's log; the request is not worth retrying")

@@ -190,3 +190,13 @@ def test_offline_refuses_a_server_on_the_network_before_connecting(tiny_registry
 def test_server_option_errors(tiny_registry, args, message):
     result = CliRunner().invoke(main, ["run", "--feed", str(HF_FEED), *DATE, *args])
     assert result.exit_code == 1 and message in result.output
+
+
+def test_a_prompt_too_long_for_the_server_fails_that_paper_only(tiny_gguf, tmp_path, monkeypatch):
+    out = tmp_path / "digest.md"
+    with LocalServer(tiny_gguf, n_ctx=1024) as small:  # every prompt is longer than that
+        write_registry(tmp_path / "models.toml", monkeypatch, small.url)
+        result = CliRunner().invoke(main, ["run", "--feed", str(HF_FEED), *DATE, "--limit", "2", "--out", str(out)])
+    assert result.exit_code == 1 and "no paper could be reviewed" in result.output
+    assert result.output.count("rejected the prompt (HTTP 400") == 2
+    assert out.read_text(encoding="utf-8").count("⚠️ 本文速览生成失败") == 2
