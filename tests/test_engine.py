@@ -39,10 +39,16 @@ def test_model_loads_lazily_and_once(tiny_gguf):
     assert model._llama is llama
 
 
-def test_threads_default_to_all_cores(tiny_gguf):
+def test_threads_default_to_the_physical_cores_this_process_may_use(tiny_gguf):
     import os
+    import re
+    from pathlib import Path
 
-    assert tiny(tiny_gguf).threads == len(os.sched_getaffinity(0))
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    cores = set(re.findall(r"physical id\s*:\s*(\d+).*?core id\s*:\s*(\d+)", cpuinfo, re.S))
+    allowed = len(os.sched_getaffinity(0))
+    assert tiny(tiny_gguf).threads == (min(allowed, len(cores)) if cores else allowed)
+    assert tiny(tiny_gguf).threads <= allowed  # never more threads than the process may run
 
 
 def test_gguf_without_chat_template_needs_an_explicit_format(tmp_path):
