@@ -43,6 +43,9 @@ def test_a_gguf_path_works_as_a_model_name(tiny_gguf):
         ('default = "nope"\n', "default model 'nope' has no [models.nope] entry"),
         ('[models.x\n', "not valid TOML"),
         ('colour = "red"\n', "unknown top-level key(s) ['colour']"),
+        ('[models.x]\npath = "a"\nserved_model = "q"\n', "served_model only apply to a 'server' entry"),
+        ('[models.x]\nserver = "http://h:1"\nstructured_output = "xml"\n', "unknown structured_output 'xml'"),
+        ('[models.x]\nserver = "http://h:1"\nretries = -1\n', "'retries' must be a non-negative number"),
     ],
 )
 def test_registry_errors_name_the_file_and_field(tmp_path, text, message):
@@ -50,6 +53,14 @@ def test_registry_errors_name_the_file_and_field(tmp_path, text, message):
     with pytest.raises(ModelError) as caught:
         load_registry(path)
     assert str(path) in caught.value.message and message in caught.value.message
+
+
+def test_a_server_entry_has_no_file(tmp_path):
+    registry = load_registry(write(tmp_path, '[models.lab]\nserver = "http://gpu-box:8080"\nserved_model = "q7"\n'))
+    spec = registry.get("lab")
+    assert spec.describe_source() == "server:http://gpu-box:8080 (q7)" and spec.on_disk() is None
+    with pytest.raises(ModelError, match="served by http://gpu-box:8080; there is no file here"):
+        spec.resolve()
 
 
 def test_unknown_model_lists_the_known_ones():
