@@ -1,7 +1,11 @@
 """The server backend against a real llama_cpp.server on 127.0.0.1 serving the tiny model."""
 
 import json
+import re
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -200,3 +204,13 @@ def test_a_prompt_too_long_for_the_server_fails_that_paper_only(tiny_gguf, tmp_p
     assert result.exit_code == 1 and "no paper could be reviewed" in result.output
     assert result.output.count("rejected the prompt (HTTP 400") == 2
     assert out.read_text(encoding="utf-8").count("⚠️ 本文速览生成失败") == 2
+
+
+def test_throughput_benchmark_runs_against_a_local_server():
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "server_throughput.py"
+    result = subprocess.run([sys.executable, str(script), "--papers", "2", "--parallel", "1", "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "2 papers, 1 repeat(s), server http://127.0.0.1:" in result.stdout
+    for level in (1, 2):
+        assert re.search(rf"^\s+{level}\s+[\d.]+\s+[\d.]+\s+[\d.]+x\s+100%$", result.stdout, re.M), result.stdout
