@@ -166,19 +166,14 @@ def main() -> None:
 def batched_vs_one_at_a_time(model: LocalModel, template, papers, batch_size: int,
                              max_tokens: int | None) -> dict[int, dict]:
     """The same papers reviewed one at a time, then batch_size at a time, on the same loaded model; no cache."""
-    from localdigest.digest import Reviewer
+    from localdigest.bench import timed_reviews
 
     model.generation["max_tokens"] = max_tokens or model.spec.generation.get("max_tokens",
                                                                             DEFAULT_GENERATION["max_tokens"])
     rows = {}
     for size in (1, batch_size):
         model.batch_size = size
-        reviewer = Reviewer(model, template, None)
-        started = time.perf_counter()
-        results = [result for _index, result in reviewer.review_many(papers)]
-        seconds = time.perf_counter() - started
-        rows[size] = {"tok_s": reviewer.stats.completion_tokens / seconds, "seconds": seconds, "papers": len(papers),
-                      "valid": sum(result.review is not None for result in results)}
+        rows[size] = timed_reviews(model, template, papers)
     model.batch_size = 1
     return rows
 

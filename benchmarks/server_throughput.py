@@ -13,7 +13,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from local_server import LocalServer  # noqa: E402
 from tiny_model import write_tiny_gguf  # noqa: E402
 
-from localdigest.digest import Reviewer  # noqa: E402
+from localdigest.bench import timed_reviews  # noqa: E402
 from localdigest.feeds import load_feeds  # noqa: E402
 from localdigest.models import ModelSpec, load_registry  # noqa: E402
 from localdigest.prompts import load_prompt  # noqa: E402
@@ -34,13 +33,10 @@ FEED = ROOT / "tests" / "fixtures" / "hf_daily_papers_2023-09-22.json"
 
 def run_once(url: str, spec: ModelSpec, prompt, papers, parallel: int) -> dict:
     model = ServerModel(spec, url, parallel=parallel)
-    reviewer = Reviewer(model, prompt, cache=None)
-    started = time.perf_counter()
-    results = dict(reviewer.review_many(papers, parallel))
-    seconds = time.perf_counter() - started
-    model.close()
-    return {"seconds": seconds, "tokens": reviewer.stats.completion_tokens,
-            "valid": sum(r.review is not None for r in results.values()) / len(papers)}
+    try:
+        return timed_reviews(model, prompt, papers, parallel)
+    finally:
+        model.close()
 
 
 def main() -> None:
@@ -87,13 +83,13 @@ def main() -> None:
             server.stop()
 
     def tok_s(level: int) -> float:
-        return statistics.median(r["tokens"] / r["seconds"] for r in runs[level])
+        return statistics.median(r["tok_s"] for r in runs[level])
 
     print(f"{len(papers)} papers, {args.repeats} repeat(s), server {url}")
     print(f"{'parallel':>8} {'s/paper':>8} {'tok/s':>8} {'vs 1':>6} {'valid':>6}")
     for level in levels:
         seconds = statistics.median(r["seconds"] for r in runs[level]) / len(papers)
-        valid = statistics.mean(r["valid"] for r in runs[level])
+        valid = statistics.mean(r["valid"] / r["papers"] for r in runs[level])
         print(f"{level:>8} {seconds:>8.2f} {tok_s(level):>8.1f} {tok_s(level) / tok_s(1):>5.2f}x {valid:>6.0%}")
 
 

@@ -35,14 +35,13 @@ class _Sequence:
 
 
 class BatchDecoder:
-    def __init__(self, llama, n_ctx_per_sequence: int, size: int, threads: int):
+    def __init__(self, llama, size: int, threads: int):
         import llama_cpp
 
         self._llama_cpp = llama_cpp
         self._llama = llama
         self.size = size
         self.threads = threads
-        self.n_ctx_per_sequence = n_ctx_per_sequence
         self.n_batch = 512
         self._ctx = None
         self._n_ctx = 0
@@ -82,19 +81,15 @@ class BatchDecoder:
             self._llama_cpp.llama_batch_free(self._batch)
             self._batch = None
 
-    def complete(self, prompts: list[tuple[list[int], tuple[str, ...]]], grammar: str, seeds: list[int],
-                 params: dict, on_token: Callable[[], None] | None = None) -> list[Completion]:
-        """One completion per (prompt tokens, stop strings), decoded together."""
+    def complete(self, prompts: list[tuple[list[int], tuple[str, ...], int]], grammar: str, seed: int,
+                 settings: dict, on_token: Callable[[], None] | None = None) -> list[Completion]:
+        """One completion per (prompt tokens, stop strings, answer token limit), decoded together."""
         if not 0 < len(prompts) <= self.size:
             raise ValueError(f"between 1 and {self.size} prompts at once")
         started = time.perf_counter()
-        sequences = [
-            _Sequence(i, tokens, stops,
-                      GrammarFirstSampler(self._llama, grammar, seed=seed, temperature=params["temperature"],
-                                          top_p=params["top_p"], repeat_penalty=params["repeat_penalty"]),
-                      max_tokens=min(params["max_tokens"], self.n_ctx_per_sequence - len(tokens)))
-            for i, ((tokens, stops), seed) in enumerate(zip(prompts, seeds))
-        ]
+        sequences = [_Sequence(i, tokens, stops, GrammarFirstSampler.for_settings(self._llama, grammar, seed, settings),
+                               max_tokens)
+                     for i, (tokens, stops, max_tokens) in enumerate(prompts)]
         shared = _shared_prefix(sequences)
         self._context_for(shared + sum(len(s.tokens) - shared + s.max_tokens for s in sequences))
         try:

@@ -73,6 +73,18 @@ def run_bench(papers: list[Paper], prompts: list[PromptTemplate], models: list[M
     return combinations
 
 
+def timed_reviews(model, prompt: PromptTemplate, papers: list[Paper], parallel: int = 1) -> dict:
+    """The papers reviewed from scratch (no cache) as `localdigest run` would: wall seconds, generated
+    tokens and their rate, and how many reviews passed validation."""
+    reviewer = Reviewer(model, prompt, None)
+    started = time.perf_counter()
+    results = [result for _index, result in reviewer.review_many(papers, parallel)]
+    seconds = time.perf_counter() - started
+    tokens = reviewer.stats.completion_tokens
+    return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds, "papers": len(papers),
+            "valid": sum(result.review is not None for result in results)}
+
+
 def _score(results, prompt: PromptTemplate, references: dict[str, ReferenceReview]) -> dict[str, float]:
     reviewed = [r for r in results if r.review is not None]
     values: dict[str, float] = {"valid": len(reviewed) / len(results) if results else 0.0}

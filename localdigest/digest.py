@@ -64,9 +64,8 @@ class Reviewer:
         On an error (say the server went away) the papers not yet started are dropped, those in
         flight finish (and are cached), and the error propagates.
         """
-        batch_size = getattr(self.model, "batch_size", 1)
-        if parallel <= 1 and batch_size > 1:
-            yield from self._review_in_batches(papers, batch_size, on_start, on_token)
+        if parallel <= 1 and self.model.batch_size > 1:
+            yield from self._review_in_batches(papers, self.model.batch_size, on_start, on_token)
             return
         if parallel <= 1:
             for index, paper in enumerate(papers):

@@ -91,8 +91,7 @@ class LocalModel:
             return False
 
         params = self.generation
-        common = dict(prompt=tokens, stop=list(prompt.stop), seed=seed,
-                      max_tokens=min(params["max_tokens"], self.n_ctx - len(tokens)),
+        common = dict(prompt=tokens, stop=list(prompt.stop), seed=seed, max_tokens=self._answer_limit(tokens),
                       stopping_criteria=StoppingCriteriaList([count_token]))
         llama_cpp.llama_perf_context_reset(llama.ctx)
         started = time.perf_counter()
@@ -107,8 +106,7 @@ class LocalModel:
         else:
             from localdigest.sampling import GrammarFirstSampler  # numpy: only when generating
 
-            sampler = GrammarFirstSampler(llama, grammar, seed=seed, temperature=params["temperature"],
-                                          top_p=params["top_p"], repeat_penalty=params["repeat_penalty"])
+            sampler = GrammarFirstSampler.for_settings(llama, grammar, seed, params)
             try:
                 # The sampler leaves one finite logit; greedy over it, with no second penalty, picks exactly that.
                 result = llama.create_completion(**common, logits_processor=LogitsProcessorList([sampler]),
@@ -133,13 +131,17 @@ class LocalModel:
         if self._batch_decoder is None:
             from localdigest.batch import BatchDecoder
 
-            self._batch_decoder = BatchDecoder(llama, self.n_ctx, self.batch_size, self.threads)
+            self._batch_decoder = BatchDecoder(llama, self.batch_size, self.threads)
         prompts = []
         for messages in conversations:
             prompt, tokens = self.tokenize_prompt(messages)
             self._check_fits(tokens)
-            prompts.append((tokens, prompt.stop))
-        return self._batch_decoder.complete(prompts, grammar, [seed] * len(prompts), self.generation, on_token)
+            prompts.append((tokens, prompt.stop, self._answer_limit(tokens)))
+        return self._batch_decoder.complete(prompts, grammar, seed, self.generation, on_token)
+
+    def _answer_limit(self, tokens) -> int:
+        """Tokens the answer may take: max_tokens, or what the context has left after the prompt."""
+        return min(self.generation["max_tokens"], self.n_ctx - len(tokens))
 
     def _check_fits(self, tokens) -> None:
         if len(tokens) + 16 > self.n_ctx:

@@ -43,7 +43,7 @@ def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
         ">",
         "> - 本文对 Huggingface Daily Papers 推荐的论文从：主要工作、主要亮点、关键词和评估四个方面进行速览。",
         ">",
-        f"> - 论文的速览内容基于论文的摘要，"
+        "> - 论文的速览内容基于论文的摘要，"
         + (f"使用推理服务器 {info.server} 上的模型 {info.model}" if info.server
            else f"使用本地模型 {info.model}（llama.cpp，离线运行）") +
         f"与提示词模板 {info.prompt} 进行内容生成，然后使用程序将内容整合，并以 Markdown 文本呈现。",

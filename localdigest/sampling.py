@@ -37,6 +37,12 @@ class GrammarFirstSampler:
         self.fast_picks = 0  # the model's own choice was allowed
         self.full_masks = 0  # the grammar had to be run over the whole vocabulary
 
+    @classmethod
+    def for_settings(cls, llama, grammar: str, seed: int, settings: dict) -> "GrammarFirstSampler":
+        """A sampler with a model's generation settings (temperature, top_p, repeat_penalty)."""
+        return cls(llama, grammar, seed=seed, temperature=settings["temperature"], top_p=settings["top_p"],
+                   repeat_penalty=settings["repeat_penalty"])
+
     def __call__(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
         token = self.choose(input_ids, logits)
         forced = np.full_like(logits, -np.inf)

@@ -71,6 +71,7 @@ class ServerModel:
         self.backoff = backoff
         self.generation = {**DEFAULT_GENERATION, **spec.generation}
         self.n_ctx = None  # the server owns the context; a prompt it cannot fit fails that paper only
+        self.batch_size = 1  # requests are one paper each; --parallel overlaps them
         self.loaded = True  # nothing to load here; kept for the LocalModel interface
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0),
@@ -108,7 +109,7 @@ class ServerModel:
             mode = self._structured_mode()
             body.update({"grammar": grammar} if mode == "grammar" else _response_format(mode))
         started = time.perf_counter()
-        answer = self._post("/chat/completions", body)
+        answer = self._request("POST", "/chat/completions", body)
         try:
             text = answer["choices"][0]["message"]["content"] or ""
             usage = answer.get("usage") or {}
@@ -130,7 +131,7 @@ class ServerModel:
     def _entry(self) -> dict:
         with self._lock:
             if self._model_entry is None:
-                self._model_entry = self._find_model(self._get("/models"))
+                self._model_entry = self._find_model(self._request("GET", "/models", None))
             return self._model_entry
 
     def _find_model(self, listing: dict) -> dict:
@@ -146,12 +147,6 @@ class ServerModel:
                 return entry
         raise ServerError(f"server {self.url} has no model '{self.served_model}'",
                           f"it serves: {', '.join(ids) or 'nothing'}")
-
-    def _get(self, path: str) -> dict:
-        return self._request("GET", path, None)
-
-    def _post(self, path: str, body: dict) -> dict:
-        return self._request("POST", path, body)
 
     def _request(self, method: str, path: str, body: dict | None) -> dict:
         """One request, retried with exponential backoff on connection errors, timeouts and 5xx/429."""
