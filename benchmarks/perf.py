@@ -19,6 +19,7 @@ bytes read per generated token).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -33,14 +34,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from localdigest.chat_formats import format_messages  # noqa: E402
-from localdigest.engine import DEFAULT_GENERATION, LocalModel  # noqa: E402
+from localdigest.llm.chat_formats import format_messages  # noqa: E402
+from localdigest.llm.base import GenerationSettings  # noqa: E402
+from localdigest.llm.local import LocalModel  # noqa: E402
 from localdigest.errors import ReviewInvalid  # noqa: E402
-from localdigest.feeds import load_feeds  # noqa: E402
-from localdigest.grammar import schema_to_gbnf  # noqa: E402
-from localdigest.models import load_registry  # noqa: E402
-from localdigest.prompts import load_prompt  # noqa: E402
-from localdigest.reviews import REVIEW_SCHEMA, Review  # noqa: E402
+from localdigest.sources.feeds import load_feeds  # noqa: E402
+from localdigest.review.grammar import schema_to_gbnf  # noqa: E402
+from localdigest.llm.registry import load_registry  # noqa: E402
+from localdigest.review.prompts import load_prompt  # noqa: E402
+from localdigest.review.schema import REVIEW_SCHEMA, Review  # noqa: E402
 
 FEED = ROOT / "tests" / "fixtures" / "hf_daily_papers_2023-09-22.json"
 REPORT_PEAK = """
@@ -100,7 +102,7 @@ def main() -> None:
 
     spec = load_registry().get(args.model)
     model = LocalModel(spec, spec.resolve(), n_ctx=args.ctx)
-    model.generation["max_tokens"] = args.max_tokens
+    model.generation = dataclasses.replace(model.generation, max_tokens=args.max_tokens)
     template = load_prompt(args.prompt)
     grammar = schema_to_gbnf(REVIEW_SCHEMA)
     papers = load_feeds([str(FEED)]).papers[: args.papers]
@@ -140,7 +142,7 @@ def main() -> None:
                                        args.batch_size, args.batch_max_tokens)
     one, many = batched[1], batched[args.batch_size]
     print(f"\nBatched decoding, {one['papers']} papers through the review pipeline (validation included), "
-          f"max {model.generation['max_tokens']} tokens:")
+          f"max {model.generation.max_tokens} tokens:")
     for size, row in batched.items():
         print(f"  batch size {size}: {row['tok_s']:6.1f} tok/s total, {row['seconds']:6.1f} s, "
               f"valid {row['valid']}/{row['papers']}")
@@ -166,10 +168,10 @@ def main() -> None:
 def batched_vs_one_at_a_time(model: LocalModel, template, papers, batch_size: int,
                              max_tokens: int | None) -> dict[int, dict]:
     """The same papers reviewed one at a time, then batch_size at a time, on the same loaded model; no cache."""
-    from localdigest.bench import timed_reviews
+    from localdigest.bench.runner import timed_reviews
 
-    model.generation["max_tokens"] = max_tokens or model.spec.generation.get("max_tokens",
-                                                                            DEFAULT_GENERATION["max_tokens"])
+    model.generation = dataclasses.replace(
+        model.generation, max_tokens=max_tokens or GenerationSettings.with_overrides(model.spec.generation).max_tokens)
     rows = {}
     for size in (1, batch_size):
         model.batch_size = size
@@ -180,14 +182,14 @@ def batched_vs_one_at_a_time(model: LocalModel, template, papers, batch_size: in
 
 def raw_completion(model: LocalModel, messages, seed: int):
     """What a plain llama-cpp-python script does: one create_completion with the same tokens and settings."""
-    from localdigest.engine import Completion
+    from localdigest.llm.base import Completion
 
     llama = model._load()
     prompt, tokens = model.tokenize_prompt(messages)
     params = model.generation
     started = time.perf_counter()
-    result = llama.create_completion(prompt=tokens, max_tokens=params["max_tokens"], temperature=params["temperature"],
-                                     top_p=params["top_p"], repeat_penalty=params["repeat_penalty"], seed=seed,
+    result = llama.create_completion(prompt=tokens, max_tokens=params.max_tokens, temperature=params.temperature,
+                                     top_p=params.top_p, repeat_penalty=params.repeat_penalty, seed=seed,
                                      stop=list(prompt.stop))
     usage = result["usage"]
     return Completion(result["choices"][0]["text"], usage["prompt_tokens"], usage["completion_tokens"],

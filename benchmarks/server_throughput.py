@@ -17,16 +17,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from local_server import LocalServer  # noqa: E402
-from tiny_model import write_tiny_gguf  # noqa: E402
+from localdigest.testing.local_server import LocalServer  # noqa: E402
+from localdigest.testing.tiny_model import write_tiny_gguf  # noqa: E402
 
-from localdigest.bench import timed_reviews  # noqa: E402
-from localdigest.feeds import load_feeds  # noqa: E402
-from localdigest.models import ModelSpec, load_registry  # noqa: E402
-from localdigest.prompts import load_prompt  # noqa: E402
-from localdigest.server_model import ServerModel  # noqa: E402
+from localdigest.bench.runner import timed_reviews  # noqa: E402
+from localdigest.sources.feeds import load_feeds  # noqa: E402
+from localdigest.llm.registry import ModelSpec, load_registry  # noqa: E402
+from localdigest.review.prompts import load_prompt  # noqa: E402
+from localdigest.llm.server import ServerModel  # noqa: E402
 
 FEED = ROOT / "tests" / "fixtures" / "hf_daily_papers_2023-09-22.json"
 

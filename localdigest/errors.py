@@ -1,4 +1,26 @@
-"""Errors a user can act on. The CLI turns each into one line: what went wrong, then the fix."""
+"""Errors a user can act on. The CLI turns each into one line: what went wrong, then the fix.
+
+Messages name the settings a user can change as ⟨name⟩ (see `option`), never as a command-line
+flag: only the CLI knows that `ctx` is spelled `--ctx`, and a library caller sees plain names.
+"""
+
+import re
+
+_OPTION = re.compile(r"⟨([a-z_]+)⟩")
+
+
+def option(name: str) -> str:
+    """A setting's name in a message, spelled by whoever shows it (the CLI: --name)."""
+    return f"⟨{name}⟩"
+
+
+def spell_options(text: str, spell=None) -> str:
+    """Replace ⟨name⟩ markers: with spell(name), or by default the plain setting name."""
+    return _OPTION.sub(lambda match: (spell or _plain)(match.group(1)), text)
+
+
+def _plain(name: str) -> str:
+    return f"the {name} setting"
 
 
 class LocaldigestError(Exception):
@@ -7,8 +29,12 @@ class LocaldigestError(Exception):
         self.message = message
         self.fix = fix
 
-    def one_line(self) -> str:
-        return f"{self.message} ({self.fix})" if self.fix else self.message
+    def one_line(self, spell=None) -> str:
+        text = f"{self.message} ({self.fix})" if self.fix else self.message
+        return spell_options(text, spell)
+
+    def __str__(self) -> str:
+        return self.one_line()
 
 
 class FeedError(LocaldigestError):

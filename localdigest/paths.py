@@ -1,4 +1,7 @@
-"""Where localdigest keeps its files; each place can be moved by an environment variable."""
+"""Where localdigest keeps its files; each place can be moved by an environment variable.
+
+Reading the environment is fine at any level; only the CLI ever writes it.
+"""
 
 import os
 from pathlib import Path
@@ -6,6 +9,22 @@ from pathlib import Path
 import platformdirs
 
 APP = "localdigest"
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def shipped(name: str) -> Path:
+    """A file or folder shipped with localdigest (models.toml, prompts/): inside an installed wheel it
+    is under localdigest/data/ (pyproject's force-include puts it there); in a checkout it is at the
+    top of the repository, where people edit it."""
+    installed = _PACKAGE / "data" / name
+    return installed if installed.exists() else _PACKAGE.parent / name
+
+
+def hub_endpoint() -> str:
+    """HF_ENDPOINT as set now (huggingface-hub reads it once, at import), else its default."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 def cache_dir() -> Path:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from tiny_model import write_tiny_gguf
+from localdigest.testing.tiny_model import write_tiny_gguf
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+BENCH_DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"  # copied in: tests never read ../shared
 HF_FEED = FIXTURES / "hf_daily_papers_2023-09-22.json"
 
 

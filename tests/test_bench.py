@@ -3,14 +3,14 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import SHARED_DATA
+from conftest import BENCH_DATA
 from localdigest.cli import main
-from localdigest.metrics import chrf, cjk_share, copy_rate, reference_free, set_f1
-from localdigest.references import load_references, parse_reference
-from localdigest.reviews import Review
+from localdigest.bench.metrics import chrf, cjk_share, copy_rate, reference_free, set_f1
+from localdigest.bench.references import load_references, parse_reference
+from localdigest.review.schema import Review
 from test_reviews import valid_dict
 
-REFERENCES = SHARED_DATA / "references"
+REFERENCES = BENCH_DATA / "references"
 
 
 @pytest.mark.parametrize("path", sorted(REFERENCES.glob("*.md")), ids=lambda p: p.name)
@@ -67,7 +67,8 @@ def test_bench_on_the_tiny_model_writes_table_json_csv_and_chart(tiny_registry, 
     result = CliRunner().invoke(main, ["bench", "--limit", "2", "--prompt", "default", "--prompt", "concise",
                                        "--out-dir", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
-    assert "2 papers (2 with a reference) x 2 prompts x 1 models" in result.stderr
+    assert "2 papers (2 with a reference; 2 left out as the prompts' worked examples) x 2 prompts x 1 models" \
+        in result.stderr
     assert "English keyword F1 vs reference" in result.stdout and "generation tokens/s" in result.stdout
     data = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert [(r["prompt"], r["model"]) for r in data["results"]] == [("default", "tiny"), ("concise", "tiny")]

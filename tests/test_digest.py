@@ -1,9 +1,9 @@
-from localdigest.cache import ReviewCache
-from localdigest.digest import Reviewer
-from localdigest.engine import LocalModel
-from localdigest.feeds import load_feeds
-from localdigest.models import ModelSpec
-from localdigest.prompts import load_prompt
+from localdigest.review.cache import ReviewCache
+from localdigest.review.pipeline import Reviewer
+from localdigest.llm.local import LocalModel
+from localdigest.sources.feeds import load_feeds
+from localdigest.llm.registry import ModelSpec
+from localdigest.review.prompts import load_prompt
 from conftest import HF_FEED
 
 
@@ -38,7 +38,7 @@ def test_cache_key_covers_prompt_model_and_settings(tiny_gguf, tmp_path):
 def test_invalid_answer_is_retried_once_then_reported(tiny_gguf, tmp_path):
     papers = load_feeds([str(HF_FEED)]).papers[:2]
     broken = reviewer(tiny_gguf, tmp_path / "cache")
-    broken.grammar = 'root ::= "{}"'  # valid JSON, never a valid review
+    broken.answer_format = 'root ::= "{}"'  # valid JSON, never a valid review
     attempts = []
     complete = broken.model.complete
     broken.model.complete = lambda *args, **kw: attempts.append(kw["seed"]) or complete(*args, **kw)
@@ -54,7 +54,7 @@ def test_answer_copying_the_worked_example_is_rejected(tiny_gguf, tmp_path):
 
     copier = reviewer(tiny_gguf, tmp_path / "cache")
     example = copier.prompt.examples[0][1]
-    copier.grammar = "root ::= " + json.dumps(example, ensure_ascii=False)  # the model can only say the example
+    copier.answer_format = "root ::= " + json.dumps(example, ensure_ascii=False)  # the model can only say the example
     result = copier.review(load_feeds([str(HF_FEED)]).papers[0])
     assert result.review is None and "main_work copies the prompt's worked example" in result.error
 
@@ -94,7 +94,7 @@ def test_batches_evaluate_the_shared_prefix_once(tiny_gguf, tmp_path):
 def test_batched_answers_failing_validation_are_retried_with_another_seed(tiny_gguf, tmp_path):
     papers = load_feeds([str(HF_FEED)]).papers[:2]
     broken = batched(tiny_gguf, tmp_path / "cache", batch_size=2)
-    broken.grammar = 'root ::= "{}"'
+    broken.answer_format = 'root ::= "{}"'
     seeds = []
     complete_many = broken.model.complete_many
     broken.model.complete_many = lambda conversations, grammar, seed, **kw: seeds.append(seed) or \

@@ -6,7 +6,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from conftest import SHARED_DATA
+from conftest import BENCH_DATA
 from localdigest.cli import main
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -14,7 +14,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 @pytest.mark.slow
 def test_embedded_default_model_writes_a_chinese_digest(tmp_path, no_network):
-    papers = json.loads((SHARED_DATA / "papers" / "2023-09-22.json").read_text(encoding="utf-8"))[:2]
+    papers = json.loads((BENCH_DATA / "papers" / "2023-09-22.json").read_text(encoding="utf-8"))[:2]
     feed = tmp_path / "two.json"
     feed.write_text(json.dumps([{"paper": {"id": p["arxiv_id"], "title": p["title"], "summary": p["abstract"],
                                            "authors": [{"name": a} for a in p["authors"]]}} for p in papers]))

@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from localdigest.engine import LocalModel
+from localdigest.llm.local import LocalModel
 from localdigest.errors import ModelError
-from localdigest.grammar import schema_to_gbnf
-from localdigest.models import ModelSpec
-from localdigest.papers import Paper
-from localdigest.prompts import load_prompt
-from localdigest.reviews import REVIEW_SCHEMA, SCORE_VALUES, Review
-from tiny_model import write_tiny_gguf
+from localdigest.review.grammar import schema_to_gbnf
+from localdigest.llm.registry import ModelSpec
+from localdigest.sources.papers import Paper
+from localdigest.review.prompts import load_prompt
+from localdigest.review.schema import REVIEW_SCHEMA, SCORE_VALUES, Review
+from localdigest.testing.tiny_model import write_tiny_gguf
 
 PAPER = Paper(arxiv_id="2309.12307", title="LongLoRA", abstract="We present LongLoRA, an efficient fine-tuning approach.")
 

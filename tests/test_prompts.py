@@ -1,8 +1,8 @@
 import pytest
 
 from localdigest.errors import PromptError
-from localdigest.papers import Paper
-from localdigest.prompts import PROMPTS_DIR, load_prompt
+from localdigest.sources.papers import Paper
+from localdigest.review.prompts import PROMPTS_DIR, load_prompt
 
 PAPERS = [Paper(arxiv_id="2309.1", title="A", abstract="First.", authors=("X",)),
           Paper(arxiv_id="2309.2", title="B", abstract="Second $x$.")]

@@ -1,7 +1,7 @@
 import pytest
 
-from localdigest.quality import is_loop, problems
-from localdigest.reviews import Review
+from localdigest.review.checks import is_loop, problems
+from localdigest.review.schema import Review
 from test_reviews import valid_dict
 
 

@@ -13,11 +13,11 @@ import diskcache
 import pytest
 from click.testing import CliRunner
 
-from conftest import HF_FEED, SHARED_DATA
-from localdigest.cache import ReviewCache
+from conftest import HF_FEED, BENCH_DATA
+from localdigest.review.cache import ReviewCache
 from localdigest.cli import main
 
-ALL_PAPERS = [str(SHARED_DATA / "papers" / f"2023-09-{day}.json") for day in (20, 22)]
+ALL_PAPERS = [str(BENCH_DATA / "papers" / f"2023-09-{day}.json") for day in (20, 22)]
 TOTAL = sum(len(json.loads(Path(f).read_text(encoding="utf-8"))) for f in ALL_PAPERS)  # 17 real papers
 
 

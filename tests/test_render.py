@@ -1,8 +1,10 @@
 import os
 
-from localdigest.papers import Paper
-from localdigest.render import DigestInfo, PaperResult, render_json, render_markdown, write_atomic
-from localdigest.reviews import Review
+from localdigest.sources.papers import Paper
+from localdigest.output.files import write_atomic
+from localdigest.output.render import DigestInfo, render_json, render_markdown
+from localdigest.review.pipeline import PaperResult
+from localdigest.review.schema import Review
 from test_reviews import valid_dict
 
 PAPER = Paper(arxiv_id="2309.12307", title="LongLoRA: Efficient Fine-tuning", abstract="We present LongLoRA.")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from localdigest.errors import ReviewInvalid
-from localdigest.reviews import Review
+from localdigest.review.schema import Review
 
 
 def valid_dict() -> dict:

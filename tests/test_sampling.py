@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from llama_cpp import Llama, LogitsProcessorList
 
-from localdigest.sampling import GrammarFirstSampler
+from localdigest.llm.sampling import GrammarFirstSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def test_same_seed_same_text_and_greedy(llama):
 def test_mask_in_slices_equals_one_pass(llama, monkeypatch):
     import numpy as np
 
-    from localdigest import sampling
+    from localdigest.llm import sampling
 
     scores = np.random.default_rng(0).normal(size=llama.n_vocab()).astype(np.float32)
     masks = []

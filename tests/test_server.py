@@ -10,18 +10,20 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from localdigest.backend import open_model
-from localdigest.cache import ReviewCache
+from localdigest.llm.choose import open_model
+from localdigest.review.cache import ReviewCache
 from localdigest.cli import main
-from localdigest.digest import Reviewer
+from localdigest.review.pipeline import Reviewer
 from localdigest.errors import ModelError
-from localdigest.feeds import load_feeds
-from localdigest.models import ModelSpec, load_registry
-from localdigest.prompts import load_prompt
-from localdigest.server_model import ServerError, ServerModel, normalize_url
+from localdigest.llm.base import AnswerFormat
+from localdigest.review.schema import REVIEW_SCHEMA
+from localdigest.sources.feeds import load_feeds
+from localdigest.llm.registry import ModelSpec, load_registry
+from localdigest.review.prompts import load_prompt
+from localdigest.llm.server import ServerError, ServerModel, normalize_url
 from conftest import HF_FEED
-from local_server import LocalServer
-from tiny_model import write_tiny_gguf
+from localdigest.testing.local_server import LocalServer
+from localdigest.testing.tiny_model import write_tiny_gguf
 
 pytestmark = pytest.mark.server
 DATE = ["--date", "2023-09-22"]
@@ -148,7 +150,7 @@ def test_api_key_from_the_entry_environment_variable(tiny_gguf, tmp_path, monkey
         monkeypatch.setenv("LAB_KEY", "wrong")
         with pytest.raises(ServerError, match="refused GET /models .HTTP 401: Invalid API key") as refused:
             open_model(spec).model_id()
-        assert "--api-key" in refused.value.fix
+        assert "--api-key" in refused.value.one_line(spell=lambda name: "--" + name.replace("_", "-"))
         monkeypatch.setenv("LAB_KEY", "s3cret")
         assert open_model(spec).model_id() == str(tiny_gguf)
         assert served(server.url, api_key="s3cret").model_id() == str(tiny_gguf)  # what --api-key passes
@@ -166,7 +168,7 @@ def test_json_object_mode_is_sent_as_llama_cpp_python_expects(server):
     # that is why `auto` sends the llama.cpp family our GBNF instead.
     model = served(server.url, structured_output="json_object")
     prompt = load_prompt().messages(load_feeds([str(HF_FEED)]).papers[1])
-    completion = model.complete(prompt, grammar="root ::= unused", seed=42)
+    completion = model.complete(prompt, AnswerFormat("root ::= unused", REVIEW_SCHEMA), seed=42)
     assert completion.text.startswith("{") and completion.completion_tokens > 0
 
 

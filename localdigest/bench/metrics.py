@@ -1,0 +1,103 @@
+"""Review quality metrics: against the GPT-4 references, and reference-free signs of a bad prompt/model."""
+
+import re
+import statistics
+import unicodedata
+from collections import Counter
+
+from localdigest.bench.references import ReferenceReview
+from localdigest.review.schema import SCORE_DIMENSIONS, Review
+
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def normalise_keyword(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"[\s\-_]+", " ", text)
+    return re.sub(r"[^\w ]", "", text).strip()
+
+
+def set_f1(predicted: list[str], reference: list[str]) -> float:
+    """F1 between two sets of keywords after normalisation (1.0 when both are empty)."""
+    pred = {normalise_keyword(k) for k in predicted} - {""}
+    ref = {normalise_keyword(k) for k in reference} - {""}
+    if not pred and not ref:
+        return 1.0
+    hits = len(pred & ref)
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / len(pred), hits / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
+    """Character n-gram F-score (Popović 2015), whitespace ignored, on a 0-100 scale."""
+    hyp, ref = "".join(hypothesis.split()), "".join(reference.split())
+    precisions, recalls = [], []
+    for n in range(1, max_n + 1):
+        hyp_grams = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
+        ref_grams = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
+        if not hyp_grams or not ref_grams:
+            continue
+        overlap = sum((hyp_grams & ref_grams).values())
+        precisions.append(overlap / sum(hyp_grams.values()))
+        recalls.append(overlap / sum(ref_grams.values()))
+    if not precisions:
+        return 0.0
+    p, r = statistics.mean(precisions), statistics.mean(recalls)
+    if p + r == 0:
+        return 0.0
+    return 100 * (1 + beta**2) * p * r / (beta**2 * p + r)
+
+
+def cjk_share(text: str) -> float:
+    """Share of CJK characters among the non-space, non-punctuation characters."""
+    chars = [c for c in text if not c.isspace() and unicodedata.category(c)[0] not in "PS"]
+    return sum(bool(CJK.match(c)) for c in chars) / len(chars) if chars else 0.0
+
+
+def copy_rate(text: str, sources: list[str], n: int = 8) -> float:
+    """Share of the text's character n-grams found verbatim in the sources (e.g. the prompt's examples)."""
+    compact = "".join(text.split())
+    grams = [compact[i:i + n] for i in range(len(compact) - n + 1)]
+    if not grams:
+        return 0.0
+    pool = "\n".join("".join(s.split()) for s in sources)
+    return sum(gram in pool for gram in grams) / len(grams)
+
+
+def chinese_text(review: Review) -> str:
+    return " ".join([review.main_work, review.highlights, *(k.zh for k in review.keywords),
+                     *(s.reason for s in review.scores().values())])
+
+
+def against_reference(review: Review, reference: ReferenceReview) -> dict[str, float]:
+    metrics = {
+        "keyword_f1_en": set_f1([k.en for k in review.keywords], [en for en, _ in reference.keywords]),
+        "keyword_f1_zh": set_f1([k.zh for k in review.keywords], [zh for _, zh in reference.keywords]),
+        "main_work_chrf": chrf(review.main_work, reference.main_work),
+        "length_ratio": len(review.main_work) / max(len(reference.main_work), 1),
+    }
+    for name in SCORE_DIMENSIONS:
+        if name in reference.scores:
+            metrics[f"abs_error_{name}"] = abs(getattr(review, name).score - reference.scores[name])
+    return metrics
+
+
+def reference_free(reviews: list[Review], abstracts: list[str], examples: list[str]) -> dict[str, float]:
+    """Signs of trouble visible without any reference, over all reviews of one variant."""
+    if not reviews:
+        return {}
+    spreads = [statistics.pstdev([getattr(r, name).score for r in reviews]) for name in SCORE_DIMENSIONS]
+    main_works = [r.main_work for r in reviews]
+    return {
+        "cjk_share": statistics.mean(cjk_share(chinese_text(r)) for r in reviews),
+        "copy_rate_examples": statistics.mean(copy_rate(chinese_text(r), examples) for r in reviews),
+        "copy_rate_abstract": statistics.mean(copy_rate(r.main_work + r.highlights, [a])
+                                              for r, a in zip(reviews, abstracts)),
+        "score_spread": statistics.mean(spreads),
+        "identical_scores": float(all(spread == 0 for spread in spreads) and len(reviews) > 1),
+        "duplicate_keywords": statistics.mean(
+            1 - len({normalise_keyword(k.en) for k in r.keywords}) / len(r.keywords) for r in reviews),
+        "duplicate_main_work": 1 - len(set(main_works)) / len(main_works),
+    }

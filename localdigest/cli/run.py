@@ -1,0 +1,80 @@
+"""`localdigest run`: review the papers of the feeds and write the digest."""
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from localdigest.cli import main
+from localdigest.cli.common import (cache_dir_option, debug_option, engine_options, feed_options, load_papers,
+                                    open_cache, open_engine, say, stderr, warn)
+from localdigest.errors import LocaldigestError
+
+
+@main.command()
+@feed_options
+@click.option("--out", default="-", help="Output file; '-' prints to the terminal.", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["markdown", "json"]), default="markdown",
+              show_default=True)
+@click.option("--model", help="Model name from models.toml, or a path to a .gguf file.")
+@click.option("--prompt", help="Prompt name in prompts/, or a path to a .toml template.")
+@cache_dir_option
+@click.option("--no-cache", is_flag=True, help="Neither read nor write cached reviews.")
+@engine_options
+@click.option("--partial", is_flag=True,
+              help="Rewrite --out after every paper, so an interrupted or failing run leaves the digest so far.")
+@debug_option
+def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_format, model, prompt, cache_dir,
+        no_cache, threads, gpu_layers, ctx, batch_size, server, api_key, parallel, partial, debug):
+    """Review the papers in the feeds and write the digest."""
+    from localdigest.cli.progress import DigestProgress
+    from localdigest.output.files import write_atomic
+    from localdigest.output.render import PENDING, DigestInfo, render_json, render_markdown
+    from localdigest.review.pipeline import PaperResult, make_digest
+    from localdigest.review.prompts import load_prompt
+
+    if partial and out == "-":
+        raise LocaldigestError("--partial needs --out FILE", "name the digest file to keep up to date")
+    papers = load_papers(feeds, date, limit, min_upvotes, include_replaced, offline)
+    template = load_prompt(prompt)
+    engine = open_engine(model, server=server, api_key=api_key, threads=threads, ctx=ctx, gpu_layers=gpu_layers,
+                         batch_size=batch_size, parallel=parallel, offline=offline)
+    cache = None if no_cache else open_cache(cache_dir)
+
+    info = DigestInfo(date=date, model=engine.describe(), prompt=template.name, server=engine.url)
+    render = render_json if output_format == "json" else render_markdown
+    started = time.perf_counter()
+    with DigestProgress(len(papers), stderr) as progress:
+        def on_result(_index, result, results):
+            for problem in filter(None, (result.warning, result.error)):
+                progress.log(warn(f"{result.paper.arxiv_id} ({result.paper.title[:50]}): {problem}"))
+            progress.finish_paper(0 if result.cached or not result.cost else result.cost["completion_tokens"])
+            if partial:
+                so_far = [r or PaperResult(p, None, error=PENDING) for p, r in zip(papers, results)]
+                write_atomic(Path(out), render(info, so_far))
+
+        digest = make_digest(papers, model=engine, prompt=template, cache=cache, parallel=parallel,
+                             on_start=progress.start_paper if parallel == 1 else None, on_token=progress.token,
+                             on_result=on_result)
+
+    stats = digest.stats
+    # Parallel requests overlap, so their summed durations say nothing about throughput: use the clock.
+    seconds = time.perf_counter() - started if parallel > 1 else stats.generation_seconds
+    speed = stats.completion_tokens / seconds if seconds else 0
+    say(f"{len(papers)} papers: {stats.generated} generated, {stats.cached} from cache, {stats.failed} failed"
+        + (f"; {stats.completion_tokens} tokens at {speed:.1f} tok/s" if stats.completion_tokens else ""))
+    text = render(info, digest.results)
+    if out == "-":
+        if output_format == "markdown" and sys.stdout.isatty():
+            from rich.console import Console
+            from rich.markdown import Markdown
+
+            Console().print(Markdown(text))
+        else:
+            click.echo(text, nl=False)
+    else:
+        write_atomic(Path(out), text)
+        say(f"Wrote {out}")
+    if stats.failed == len(papers):
+        raise LocaldigestError("no paper could be reviewed", "see the warnings above; try another --model or --prompt")

@@ -1,0 +1,89 @@
+"""What every model backend shares: generation settings, the answer format, a completion,
+and the small protocol the review stage talks to (local llama.cpp or an inference server)."""
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Protocol, runtime_checkable
+
+from localdigest.errors import ModelError
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Sampling settings. Checked when made, so a typo in models.toml fails before a model loads."""
+
+    temperature: float = 0.3
+    top_p: float = 0.9
+    max_tokens: int = 1024
+    repeat_penalty: float = 1.1
+
+    def __post_init__(self):
+        limits = {"temperature": (0.0, 5.0), "top_p": (0.0, 1.0), "max_tokens": (1, 1 << 20),
+                  "repeat_penalty": (0.5, 5.0)}
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not low <= value <= high or (name == "max_tokens" and not isinstance(value, int)):
+                raise ModelError(f"generation setting {name} = {value!r} is out of range",
+                                 f"use a {'whole ' if name == 'max_tokens' else ''}number from {low:g} to {high:g}")
+
+    @classmethod
+    def with_overrides(cls, overrides: dict) -> "GenerationSettings":
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in overrides.items() if key in known})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnswerFormat:
+    """The shape an answer must take: a GBNF grammar for llama.cpp, and the same as JSON schema for
+    servers that only take OpenAI's response_format."""
+
+    gbnf: str
+    json_schema: dict | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    evaluated_prompt_tokens: int = 0  # after prefix reuse: what llama.cpp really had to evaluate
+    prompt_seconds: float = 0.0
+
+
+OnToken = Callable[[], None] | None
+
+
+@runtime_checkable
+class ReviewModel(Protocol):
+    """A model the review stage can use. LocalModel and ServerModel are the two implementations."""
+
+    spec: object  # the registry entry (llm.registry.ModelSpec)
+    generation: GenerationSettings
+    n_ctx: int | None  # None: a server holds the context and rejects what does not fit
+    batch_size: int  # prompts complete_many decodes together (1 for servers)
+    url: str | None  # the server's URL, None in-process
+
+    def identity(self) -> str:
+        """What the cache keys on: the model's content, not its name or place."""
+
+    def describe(self) -> str:
+        """A short name for the digest's header."""
+
+    def complete(self, messages: list[dict], answer_format: AnswerFormat | None, seed: int,
+                 on_token: OnToken = None) -> Completion:
+        """One answer to a chat, constrained to answer_format when given."""
+
+    def complete_many(self, conversations: list[list[dict]], answer_format: AnswerFormat, seed: int,
+                      on_token: OnToken = None) -> list[Completion]:
+        """Answers to several chats (decoded together where the backend can)."""
+
+
+def as_format(answer_format: "AnswerFormat | str | None") -> AnswerFormat | None:
+    """A bare GBNF string is an AnswerFormat without a JSON schema (tests and benchmarks pass one)."""
+    return AnswerFormat(answer_format) if isinstance(answer_format, str) else answer_format

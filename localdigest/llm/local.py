@@ -1,0 +1,250 @@
+"""The local model: one long-lived llama.cpp context, loaded on first use.
+
+Keeping one Llama for the whole run lets llama.cpp reuse the evaluated prompt
+prefix (system prompt and examples) from one paper to the next.
+"""
+
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from localdigest.errors import ModelError, option
+from localdigest.llm.base import AnswerFormat, Completion, GenerationSettings, as_format
+from localdigest.llm.chat_formats import BUILTIN, FROM_GGUF, format_messages
+from localdigest.llm.registry import ModelSpec, fingerprint
+
+
+def default_threads() -> int:
+    """Physical cores this process may use: hyper-threads slow llama.cpp down rather than up."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return available
+    cores = {block for block in re.findall(r"physical id\s*:\s*(\d+).*?core id\s*:\s*(\d+)", text, re.S)}
+    return max(1, min(available, len(cores))) if cores else available
+
+
+class LocalModel:
+    url = None  # in-process: no server
+
+    def __init__(self, spec: ModelSpec, path: Path, threads: int | None = None, n_ctx: int | None = None,
+                 gpu_layers: int = 0, batch_size: int = 1):
+        self.spec = spec
+        self.path = path
+        self.threads = threads or default_threads()
+        self.n_ctx = n_ctx or spec.n_ctx
+        self.gpu_layers = gpu_layers
+        self.batch_size = batch_size  # papers decoded together by complete_many
+        self.generation = GenerationSettings.with_overrides(spec.generation)
+        self._llama = None
+        self._batch_decoder = None
+        self._template_tokens: dict = {}
+
+    @property
+    def loaded(self) -> bool:
+        return self._llama is not None
+
+    def describe(self) -> str:
+        return f"{self.spec.name} ({self.path.name})"
+
+    def identity(self) -> str:
+        """What the cache keys on: the model file's content, not its name or place."""
+        return fingerprint(self.path)
+
+    def complete(
+        self,
+        messages: list[dict],
+        answer_format: AnswerFormat | str | None,
+        seed: int,
+        on_token: Callable[[], None] | None = None,
+        fast_grammar: bool = True,
+    ) -> Completion:
+        """Generate an answer; with a grammar, only text the grammar allows.
+
+        fast_grammar=False uses llama-cpp-python's own grammar sampling (the benchmark baseline).
+        """
+        import llama_cpp
+        from llama_cpp import LlamaGrammar, LogitsProcessorList, StoppingCriteriaList
+
+        answer_format = as_format(answer_format)
+        grammar = answer_format.gbnf if answer_format else None
+        llama = self._load()
+        prompt, tokens = self.tokenize_prompt(messages)
+        self._check_fits(tokens)
+
+        def count_token(_ids, _logits) -> bool:
+            if on_token:
+                on_token()
+            return False
+
+        params = self.generation
+        common = dict(prompt=tokens, stop=list(prompt.stop), seed=seed, max_tokens=self._answer_limit(tokens),
+                      stopping_criteria=StoppingCriteriaList([count_token]))
+        llama_cpp.llama_perf_context_reset(llama.ctx)
+        started = time.perf_counter()
+        if grammar is None or not fast_grammar:
+            result = llama.create_completion(
+                **common,
+                grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                repeat_penalty=params.repeat_penalty,
+            )
+        else:
+            from localdigest.llm.sampling import GrammarFirstSampler  # numpy: only when generating
+
+            sampler = GrammarFirstSampler.for_settings(llama, grammar, seed, params)
+            try:
+                # The sampler leaves one finite logit; greedy over it, with no second penalty, picks exactly that.
+                result = llama.create_completion(**common, logits_processor=LogitsProcessorList([sampler]),
+                                                 temperature=0.0, repeat_penalty=1.0)
+            finally:
+                sampler.close()
+        usage = result["usage"]
+        perf = llama_cpp.llama_perf_context(llama.ctx)
+        return Completion(
+            text=result["choices"][0]["text"],
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            seconds=time.perf_counter() - started,
+            evaluated_prompt_tokens=perf.n_p_eval,
+            prompt_seconds=perf.t_p_eval_ms / 1000,
+        )
+
+    def complete_many(self, conversations: list[list[dict]], answer_format: AnswerFormat | str, seed: int,
+                      on_token: Callable[[], None] | None = None) -> list[Completion]:
+        """Up to batch_size answers decoded together (localdigest.llm.batch), all grammar-constrained."""
+        llama = self._load()
+        if self._batch_decoder is None:
+            from localdigest.llm.batch import BatchDecoder
+
+            self._batch_decoder = BatchDecoder(llama, self.batch_size, self.threads)
+        prompts = []
+        for messages in conversations:
+            prompt, tokens = self.tokenize_prompt(messages)
+            self._check_fits(tokens)
+            prompts.append((tokens, prompt.stop, self._answer_limit(tokens)))
+        return self._batch_decoder.complete(prompts, as_format(answer_format).gbnf, seed, self.generation, on_token)
+
+    def _answer_limit(self, tokens) -> int:
+        """Tokens the answer may take: max_tokens, or what the context has left after the prompt."""
+        return min(self.generation.max_tokens, self.n_ctx - len(tokens))
+
+    def _check_fits(self, tokens) -> None:
+        if len(tokens) + 16 > self.n_ctx:
+            raise ModelError(
+                f"model '{self.spec.name}': the prompt is {len(tokens)} tokens but the context is {self.n_ctx}",
+                "raise n_ctx in models.toml or shorten the prompt template",
+            )
+
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        return len(self.tokenize_prompt(messages)[1])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def tokenize_prompt(self, messages: list[dict]):
+        """(the formatted prompt, its tokens) exactly as complete() sends them."""
+        llama = self._load()
+        prompt = format_messages(messages, self.spec.chat_format, **self._template_tokens)
+        return prompt, llama.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.has_bos, special=True)
+
+    def _load(self):
+        if self._llama is not None:
+            return self._llama
+        import llama_cpp
+
+        _silence_llama_logs(llama_cpp)
+        if self.gpu_layers and not llama_cpp.llama_supports_gpu_offload():
+            raise ModelError(
+                f"{option('gpu_layers')} was given but this llama-cpp-python build has no GPU support",
+                "reinstall it with e.g. CMAKE_ARGS='-DGGML_CUDA=on' pip install --force-reinstall --no-cache-dir "
+                f"llama-cpp-python, or drop {option('gpu_layers')}",
+            )
+        try:
+            with _safe_buffer_types(llama_cpp):
+                llama = llama_cpp.Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
+                    n_gpu_layers=self.gpu_layers,
+                    verbose=False,
+                )
+        except ValueError as exc:
+            if "context" in str(exc):
+                raise ModelError(
+                    f"model '{self.spec.name}': llama.cpp could not create a {self.n_ctx}-token context ({exc})",
+                    f"not enough memory: lower {option('ctx')} (or n_ctx in models.toml)",
+                ) from None
+            raise ModelError(
+                f"model '{self.spec.name}': llama.cpp could not load {self.path}: {exc}",
+                "check that the file is a complete GGUF (re-download or re-copy it)",
+            ) from None
+        self._template_tokens = {}
+        if self.spec.chat_format == FROM_GGUF:
+            template = llama.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise ModelError(
+                    f"model '{self.spec.name}': {self.path.name} has no chat template",
+                    f"set chat_format in models.toml to one of: {', '.join(BUILTIN)}",
+                )
+            self._template_tokens = {
+                "template": template,
+                "bos_token": _token_text(llama, llama.token_bos()),
+                "eos_token": _token_text(llama, llama.token_eos()),
+            }
+        self._llama = llama
+        return llama
+
+
+def _token_text(llama, token: int) -> str:
+    return llama.detokenize([token], special=True).decode("utf-8", errors="replace") if token >= 0 else ""
+
+
+_LOG_CALLBACK = None
+
+
+def _silence_llama_logs(llama_cpp) -> None:
+    import ctypes
+
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is None:
+        _LOG_CALLBACK = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+        llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+class _safe_buffer_types:
+    """Keep weights out of llama.cpp's AMX buffers when AMX code is compiled in.
+
+    llama.cpp built with -march=native on a CPU that reports AMX segfaults in
+    ggml_backend_amx_mul_mat inside VMs that do not enable AMX tiles (seen on this
+    project's build machines). Set LOCALDIGEST_ALLOW_AMX=1 on bare metal to keep AMX.
+    """
+
+    def __init__(self, llama_cpp):
+        self.llama_cpp = llama_cpp
+        self.original = None
+
+    def __enter__(self):
+        info = self.llama_cpp.llama_print_system_info().decode(errors="replace")
+        if "AMX_INT8 = 1" in info and os.environ.get("LOCALDIGEST_ALLOW_AMX") != "1":
+            from llama_cpp import llama as llama_module
+
+            original = self.original = llama_module.llama_cpp.llama_model_default_params
+
+            def without_extra_buffers():
+                params = original()
+                params.use_extra_bufts = False
+                return params
+
+            llama_module.llama_cpp.llama_model_default_params = without_extra_buffers
+
+    def __exit__(self, *exc):
+        if self.original is not None:
+            from llama_cpp import llama as llama_module
+
+            llama_module.llama_cpp.llama_model_default_params = self.original

@@ -1,0 +1,83 @@
+"""Turning reviewed papers into the Markdown digest or JSON."""
+
+import json
+from dataclasses import dataclass
+
+from localdigest.review.pipeline import PaperResult
+from localdigest.review.schema import SCORE_DIMENSIONS
+
+PENDING = "pending"  # the error text of a paper a --partial digest has not reached yet
+
+
+@dataclass(frozen=True)
+class DigestInfo:
+    date: str
+    model: str
+    prompt: str
+    server: str | None = None  # the inference server's URL, when the model was not run in-process
+
+
+def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
+    lines = [
+        f"# 【{info.date}】Huggingface 每日论文速览",
+        "",
+        f"- [Huggingface Daily Papers {info.date}](https://huggingface.co/papers?date={info.date}) "
+        f"共推荐 {len(results)} 篇论文。",
+        "",
+        "> 💡说明：",
+        ">",
+        "> - 本文对 Huggingface Daily Papers 推荐的论文从：主要工作、主要亮点、关键词和评估四个方面进行速览。",
+        ">",
+        "> - 论文的速览内容基于论文的摘要，"
+        + (f"使用推理服务器 {info.server} 上的模型 {info.model}" if info.server
+           else f"使用本地模型 {info.model}（llama.cpp，离线运行）") +
+        f"与提示词模板 {info.prompt} 进行内容生成，然后使用程序将内容整合，并以 Markdown 文本呈现。",
+        "",
+    ]
+    for result in results:
+        lines += _paper_section(result)
+    return "\n".join(lines)
+
+
+def _paper_section(result: PaperResult) -> list[str]:
+    paper, review = result.paper, result.review
+    lines = [f"## {paper.title}", ""]
+    if review is None and result.error == PENDING:
+        lines += ["> ⏳ 本文速览尚未生成（--partial 摘要，运行仍在进行或已中断）", ""]
+    elif review is None:
+        lines += [f"> ⚠️ 本文速览生成失败：{result.error}", ""]
+    else:
+        lines += ["### 1. 介绍本文的主要工作", "", review.main_work, ""]
+        lines += ["### 2. 本文工作的主要亮点", "", review.highlights, ""]
+        lines += ["### 3. 核心关键词", ""]
+        for keyword in review.keywords:
+            lines += [f"- `{keyword.en}` (`{keyword.zh}`)", ""]
+        lines += ["### 4. 评分", ""]
+        for name, label in SCORE_DIMENSIONS.items():
+            score = getattr(review, name)
+            lines += [f"- {label}：{score.score:g}/5。 {score.reason}", ""]
+    lines += [f"[到 Huggingface 论文主页查看详情]({paper.page_url})", ""]
+    return lines
+
+
+def render_json(info: DigestInfo, results: list[PaperResult]) -> str:
+    papers = [
+        {
+            "arxiv_id": r.paper.arxiv_id,
+            "title": r.paper.title,
+            "authors": list(r.paper.authors),
+            "published": r.paper.published,
+            "upvotes": r.paper.upvotes,
+            "url": r.paper.page_url,
+            "abstract": r.paper.abstract,
+            "review": r.review.to_dict() if r.review else None,
+            "error": r.error,
+        }
+        for r in results
+    ]
+    return json.dumps(
+        {"date": info.date, "model": info.model, **({"server": info.server} if info.server else {}),
+         "prompt": info.prompt, "papers": papers},
+        ensure_ascii=False,
+        indent=2,
+    ) + "\n"

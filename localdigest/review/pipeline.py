@@ -1,0 +1,243 @@
+"""The review pipeline: cache lookup, prompt, constrained generation, validation, one retry.
+
+`make_digest` is the one entry point: the CLI's `run`, the bench and the tests all review
+papers through it, so the bench measures exactly what a user runs.
+"""
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+from localdigest.errors import PromptRejected, ReviewInvalid, option
+from localdigest.llm.base import AnswerFormat, ReviewModel
+from localdigest.review import checks as quality
+from localdigest.review.cache import ReviewCache, review_key
+from localdigest.review.grammar import schema_to_gbnf
+from localdigest.review.prompts import PromptTemplate
+from localdigest.review.schema import REVIEW_SCHEMA, Review
+from localdigest.sources.papers import Paper
+
+BASE_SEED = 42
+ATTEMPTS = 2  # an answer that fails validation is retried once, with another seed
+ANSWER_RESERVE = 1024  # tokens kept free for the answer when fitting a long abstract into the context
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    paper: Paper
+    review: Review | None
+    error: str | None = None
+    cached: bool = False
+    warning: str | None = None
+    cost: dict | None = None  # tokens and seconds of the generation that produced the review
+
+
+@dataclass
+class RunStats:
+    cached: int = 0
+    generated: int = 0
+    failed: int = 0
+    completion_tokens: int = 0
+    generation_seconds: float = 0.0
+
+
+class Reviewer:
+    """Reviews papers with one model (a LocalModel or a ServerModel) and one prompt, through the cache."""
+
+    def __init__(self, model: ReviewModel, prompt: PromptTemplate, cache: ReviewCache | None):
+        self.model = model
+        self.prompt = prompt
+        self.cache = cache
+        self.answer_format = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA)
+        self.stats = RunStats()
+        self._stats_lock = threading.Lock()
+        self._model_identity = model.identity()
+        self._example_texts = _example_texts(prompt)
+
+    def key(self, paper: Paper) -> str:
+        # n_ctx belongs here because it decides whether a long abstract is trimmed.
+        return review_key(paper.content_key(), self.prompt.fingerprint(), self._model_identity,
+                          {**self.model.generation.as_dict(), "seed": BASE_SEED, "n_ctx": self.model.n_ctx})
+
+    def review(self, paper: Paper, on_start: Callable[[Paper], None] | None = None,
+               on_token: Callable[[], None] | None = None) -> PaperResult:
+        """The paper's review from the cache, or generated (on_start is called then, before the model runs)."""
+        if hit := self._from_cache(paper):
+            return hit
+        if on_start:
+            on_start(paper)
+        return self._generate([paper], on_token)[0]
+
+    def review_many(self, papers: list[Paper], parallel: int = 1,
+                    on_start: Callable[[Paper], None] | None = None,
+                    on_token: Callable[[], None] | None = None) -> Iterator[tuple[int, PaperResult]]:
+        """(index in `papers`, result) for each paper as it finishes.
+
+        A server model gets `parallel` requests at a time (on_start and on_token only when one at a
+        time); a local model with batch_size > 1 decodes that many uncached papers together.
+        On an error (say the server went away) the papers not yet started are dropped, those in
+        flight finish (and are cached), and the error propagates.
+        """
+        if parallel <= 1 and self.model.batch_size > 1:
+            yield from self._review_in_batches(papers, self.model.batch_size, on_start, on_token)
+            return
+        if parallel <= 1:
+            for index, paper in enumerate(papers):
+                yield index, self.review(paper, on_start=on_start, on_token=on_token)
+            return
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="review") as pool:
+            futures = {pool.submit(self.review, paper): index for index, paper in enumerate(papers)}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    def _review_in_batches(self, papers, batch_size, on_start, on_token) -> Iterator[tuple[int, PaperResult]]:
+        waiting: list[int] = []
+
+        def run_batch():
+            if on_start:
+                on_start(papers[waiting[0]])
+            return zip(list(waiting), self._generate([papers[i] for i in waiting], on_token))
+
+        for index, paper in enumerate(papers):
+            if hit := self._from_cache(paper):
+                yield index, hit
+                continue
+            waiting.append(index)
+            if len(waiting) == batch_size:
+                yield from run_batch()
+                waiting.clear()
+        if waiting:
+            yield from run_batch()
+
+    def _from_cache(self, paper: Paper) -> PaperResult | None:
+        if self.cache is not None and (hit := self.cache.get(self.key(paper))):
+            self._count(cached=1)
+            return PaperResult(paper, hit.review, cached=True, cost=hit.cost)
+        return None
+
+    def _generate(self, papers: list[Paper], on_token) -> list[PaperResult]:
+        """Reviews for uncached papers: generated (together, for several), validated, the failures
+        retried once with another seed, the good ones cached."""
+        fitted = [self._fit_context(paper) for paper in papers]
+        results: dict[int, PaperResult] = {}
+        problems: dict[int, str] = {}
+        pending = list(range(len(papers)))
+        for attempt in range(ATTEMPTS):
+            if not pending:
+                break
+            conversations = [fitted[i][0] for i in pending]
+            seed = BASE_SEED + attempt
+            if len(conversations) == 1:
+                try:
+                    completions = [self.model.complete(conversations[0], self.answer_format, seed=seed,
+                                                       on_token=on_token)]
+                except PromptRejected as exc:  # asking again will not help
+                    problems[pending[0]] = exc.one_line()
+                    break
+            else:
+                completions = self.model.complete_many(conversations, self.answer_format, seed=seed,
+                                                         on_token=on_token)
+            failed = []
+            for i, completion in zip(pending, completions):
+                self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
+                try:
+                    review = self._validated(completion.text)
+                except ReviewInvalid as exc:
+                    problems[i] = f"model output failed validation twice: {exc.message}"
+                    failed.append(i)
+                    continue
+                results[i] = self._accept(papers[i], review, completion, attempt, fitted[i][1])
+            pending = failed
+        for i in pending:
+            self._count(failed=1)
+            results[i] = PaperResult(papers[i], None, error=problems[i])
+        return [results[i] for i in range(len(papers))]
+
+    def _validated(self, text: str) -> Review:
+        review = Review.from_json(text)
+        found = quality.problems(review, self._example_texts)
+        if found:
+            raise ReviewInvalid("; ".join(found))
+        return review
+
+    def _accept(self, paper: Paper, review: Review, completion, attempt: int, trimmed: str | None) -> PaperResult:
+        cost = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+                "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
+                "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds, "attempts": attempt + 1}
+        cache_problem = None
+        if self.cache is not None:
+            cache_problem = self.cache.put(self.key(paper), review, cost, model=self.model.spec.name,
+                                           prompt=self.prompt.name)
+        self._count(generated=1)
+        return PaperResult(paper, review, warning="; ".join(filter(None, (trimmed, cache_problem))) or None, cost=cost)
+
+    def _count(self, **amounts) -> None:
+        with self._stats_lock:
+            for name, amount in amounts.items():
+                setattr(self.stats, name, getattr(self.stats, name) + amount)
+
+    def _fit_context(self, paper: Paper) -> tuple[list[dict], str | None]:
+        """The prompt for this paper, with the abstract shortened if prompt + answer would overflow n_ctx."""
+        messages = self.prompt.messages(paper)
+        if self.model.n_ctx is None:  # a server: it holds the context and rejects what does not fit
+            return messages, None
+        budget = self.model.n_ctx - min(self.model.generation.max_tokens, ANSWER_RESERVE)
+        excess = self.model.prompt_tokens(messages) - budget
+        if excess <= 0:
+            return messages, None
+        abstract_tokens = self.model.count_tokens(paper.abstract)
+        keep = max(0, abstract_tokens - excess - 8)
+        shortened = paper.abstract[: len(paper.abstract) * keep // max(abstract_tokens, 1)]
+        messages = self.prompt.messages(replace(paper, abstract=shortened.rstrip() + " …"))
+        return messages, (f"abstract trimmed to {keep} of {abstract_tokens} tokens to fit the "
+                          f"{self.model.n_ctx}-token context; raise {option('ctx')} to keep it whole")
+
+
+def _example_texts(prompt: PromptTemplate) -> set[str]:
+    texts = set()
+    for _user, answer in prompt.examples:
+        try:
+            example = Review.from_json(answer)
+        except ReviewInvalid:
+            continue
+        texts.update({example.main_work, example.highlights})
+    return texts
+
+
+@dataclass
+class Digest:
+    """Every paper's result, in the order of the papers given, and what the run cost."""
+
+    results: list[PaperResult]
+    stats: RunStats
+    model: str  # the model as the digest's header names it
+    server: str | None = None
+    prompt: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def make_digest(papers: list[Paper], *, model: ReviewModel, prompt: PromptTemplate, cache: ReviewCache | None,
+                parallel: int = 1, on_start: Callable[[Paper], None] | None = None,
+                on_token: Callable[[], None] | None = None,
+                on_result: Callable[[int, PaperResult, list], None] | None = None) -> Digest:
+    """Review the papers (from the cache where it can) and return them in order.
+
+    on_result(index, result, results so far) is called as each paper finishes (in whatever order
+    they finish), e.g. for a progress bar or a partial digest; results not yet there are None.
+    An error that stops the run (the server went away, Ctrl-C) propagates after the papers in
+    flight are finished and cached.
+    """
+    reviewer = Reviewer(model, prompt, cache)
+    results: list[PaperResult | None] = [None] * len(papers)
+    for index, result in reviewer.review_many(papers, parallel, on_start=on_start, on_token=on_token):
+        results[index] = result
+        if on_result:
+            on_result(index, result, results)
+    return Digest(results=results, stats=reviewer.stats, model=model.describe(), server=model.url,
+                  prompt=prompt.name)

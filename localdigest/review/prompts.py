@@ -1,0 +1,103 @@
+"""Prompt templates: TOML files in prompts/ rendered into chat messages for one paper."""
+
+import hashlib
+import json
+import string
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from localdigest import paths
+from localdigest.errors import PromptError
+from localdigest.sources.papers import Paper
+from localdigest.review.schema import REVIEW_SCHEMA
+
+PROMPTS_DIR = paths.shipped("prompts")
+DEFAULT_PROMPT = "default"
+VARIABLES = ("title", "authors", "abstract", "arxiv_id", "schema")
+ALLOWED_KEYS = {"description", "system", "user", "examples"}
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    path: Path
+    system: str
+    user: str
+    examples: tuple[tuple[str, str], ...] = ()
+    description: str = ""
+
+    def messages(self, paper: Paper) -> list[dict]:
+        """Chat messages for one paper; all but the last are the same for every paper."""
+        values = _variables(paper)
+        messages = [{"role": "system", "content": self._fill(self.system, values, "system")}]
+        for user, assistant in self.examples:
+            messages.append({"role": "user", "content": user})
+            messages.append({"role": "assistant", "content": assistant})
+        messages.append({"role": "user", "content": self._fill(self.user, values, "user")})
+        return messages
+
+    def fingerprint(self) -> str:
+        text = json.dumps([self.system, self.user, self.examples], ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _fill(self, text: str, values: dict, field: str) -> str:
+        try:
+            return string.Template(text).substitute(values)
+        except KeyError as exc:
+            raise PromptError(
+                f"{self.path}: field '{field}' uses unknown variable ${exc.args[0]}",
+                f"use one of {', '.join('$' + v for v in VARIABLES)}, or write $$ for a literal $",
+            ) from None
+        except ValueError as exc:
+            raise PromptError(f"{self.path}: field '{field}': {exc}", "write $$ for a literal $") from None
+
+
+def shipped_prompt_names() -> list[str]:
+    return sorted(p.stem for p in PROMPTS_DIR.glob("*.toml"))
+
+
+def load_prompt(name_or_path: str | None = None) -> PromptTemplate:
+    """A prompt by name (a file in prompts/) or by path to a .toml file."""
+    name_or_path = name_or_path or DEFAULT_PROMPT
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = PROMPTS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        available = ", ".join(shipped_prompt_names()) or "none"
+        raise PromptError(f"prompt '{name_or_path}' not found at {path}", f"available prompts: {available}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PromptError(f"{path}: not valid TOML: {exc}", "fix the syntax at the position shown") from None
+    unknown = set(data) - ALLOWED_KEYS
+    if unknown:
+        raise PromptError(f"{path}: unknown key(s) {sorted(unknown)}", f"allowed keys: {sorted(ALLOWED_KEYS)}")
+    for key in ("system", "user"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise PromptError(f"{path}: '{key}' is missing or empty", f"add a non-empty '{key}' string")
+    examples = []
+    for i, example in enumerate(data.get("examples", [])):
+        if not isinstance(example, dict) or set(example) != {"user", "assistant"}:
+            raise PromptError(f"{path}: examples[{i}] must have exactly 'user' and 'assistant'", "fix that example")
+        examples.append((example["user"], example["assistant"]))
+    template = PromptTemplate(
+        name=path.stem,
+        path=path,
+        system=data["system"],
+        user=data["user"],
+        examples=tuple(examples),
+        description=data.get("description", ""),
+    )
+    template.messages(Paper(arxiv_id="0000.00000", title="t", abstract="a"))  # fail now, not mid-run
+    return template
+
+
+def _variables(paper: Paper) -> dict:
+    return {
+        "title": paper.title,
+        "authors": ", ".join(paper.authors) or "unknown",
+        "abstract": paper.abstract,
+        "arxiv_id": paper.arxiv_id,
+        "schema": json.dumps(REVIEW_SCHEMA, ensure_ascii=False),
+    }

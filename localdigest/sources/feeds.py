@@ -1,0 +1,246 @@
+"""Reading papers from feeds into Paper records.
+
+Sources: Hugging Face daily-papers JSON (file, or `hf` to fetch --date), arXiv RSS, arXiv
+API Atom, any RSS/Atom feed linking to arXiv (via feedparser), a directory of saved
+feeds, a URL, or `-` for stdin.
+"""
+
+import datetime
+import html
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localdigest.sources import fetch
+from localdigest.errors import FeedError, option
+from localdigest.sources.papers import Paper
+
+ARXIV_ID = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?")
+ARXIV_RSS_PREFIX = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*Abstract:\s*", re.IGNORECASE)
+# Only tags feeds really put in abstracts: a bare "a<b" in LaTeX must survive.
+HTML_TAG = re.compile(r"</?(?:p|br|i|em|b|strong|sub|sup|a|span|div|ul|ol|li|code|tt)(?:\s[^<>]*)?/?>", re.IGNORECASE)
+FEED_SUFFIXES = {".json", ".xml", ".rss", ".atom", ".feed"}
+HF_DAILY = "hf"
+REPLACED = {"replace", "replace-cross"}
+
+
+@dataclass
+class FeedResult:
+    papers: list[Paper] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. where a fetched feed was saved
+
+
+@dataclass(frozen=True)
+class FeedOptions:
+    date: str | None = None  # the UTC submission day, for `hf`
+    include_replaced: bool = False  # arXiv RSS re-announcements of updated papers
+    min_upvotes: int | None = None
+    limit: int | None = None
+    offline: bool | None = None  # never fetch; None: as the environment says (LOCALDIGEST_OFFLINE, HF_HUB_OFFLINE)
+
+    def is_offline(self) -> bool:
+        return fetch.offline_by_environment() if self.offline is None else self.offline
+
+
+def load_feeds(sources: list[str], options: FeedOptions = FeedOptions()) -> FeedResult:
+    """Papers from every source, deduplicated by arXiv id (richest record wins), most upvoted first."""
+    result = FeedResult()
+    by_id: dict[str, int] = {}
+    for source in sources:
+        for paper in _load_source(source, options, result):
+            if paper.arxiv_id in by_id:
+                index = by_id[paper.arxiv_id]
+                result.papers[index] = _richer(result.papers[index], paper)
+                continue
+            by_id[paper.arxiv_id] = len(result.papers)
+            result.papers.append(paper)
+    papers = result.papers
+    if any(p.upvotes for p in papers):
+        papers = sorted(papers, key=lambda p: -(p.upvotes or 0))  # stable: feed order among equals
+    if options.min_upvotes is not None:
+        papers = [p for p in papers if p.upvotes is None or p.upvotes >= options.min_upvotes]
+    result.papers = papers[: options.limit] if options.limit else papers
+    return result
+
+
+def _richer(kept: Paper, new: Paper) -> Paper:
+    """Merge two records of one paper: the longer abstract, and whatever either one knows."""
+    base, other = (new, kept) if len(new.abstract) > len(kept.abstract) else (kept, new)
+    return Paper(
+        arxiv_id=base.arxiv_id,
+        title=base.title,
+        abstract=base.abstract,
+        authors=base.authors or other.authors,
+        published=base.published or other.published,
+        upvotes=max((u for u in (base.upvotes, other.upvotes) if u is not None), default=None),
+        url=base.url or other.url,
+    )
+
+
+def _load_source(source: str, options: FeedOptions, result: FeedResult) -> list[Paper]:
+    warnings = result.warnings
+    if source == HF_DAILY:
+        if not options.date:
+            raise FeedError(f"{option('feed')} hf needs a day", f"pass {option('date')} YYYY-MM-DD")
+        data, saved = fetch.fetch_hf_daily(options.date, options.is_offline())
+        result.notes.append(_replay_note(saved))
+        if data.strip() == b"[]":
+            warnings.append(f"hf:{options.date}: Hugging Face lists no papers that day (weekends are often empty)")
+            return []
+        return _parse(f"hf:{options.date}", data, options, warnings)
+    if fetch.is_url(source):
+        data, saved = fetch.fetch_url(source, options.is_offline())
+        result.notes.append(_replay_note(saved))
+        return _parse(source, data, options, warnings)
+    path = Path(source).expanduser()
+    if source != "-" and path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FEED_SUFFIXES and p.is_file())
+        if not files:
+            raise FeedError(f"{source}: no feed files in this directory",
+                            f"put files ending in {', '.join(sorted(FEED_SUFFIXES))} there")
+        return [paper for file in files for paper in _parse(str(file), _read(str(file)), options, warnings)]
+    return _parse(source, _read(source), options, warnings)
+
+
+def _replay_note(saved: Path) -> str:
+    return f"saved a copy of the feed to {saved}; replay it offline with {option('feed')} {saved}"
+
+
+def _parse(source: str, data: bytes, options: FeedOptions, warnings: list[str]) -> list[Paper]:
+    if not data.strip():
+        raise FeedError(f"{source}: feed is empty", "check the file, or fetch the feed again")
+    if data.lstrip()[:1] in (b"[", b"{"):
+        return _papers_from_json(source, data, warnings)
+    return _papers_from_xml(source, data, options, warnings)
+
+
+def _read(source: str) -> bytes:
+    if source == "-":
+        data = sys.stdin.buffer.read(fetch.MAX_BYTES + 1)
+        fetch.check_size(source, len(data))
+        return data
+    path = Path(source).expanduser()
+    try:
+        fetch.check_size(source, path.stat().st_size)  # before reading, so a huge file costs nothing
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FeedError(f"{source}: no such file", f"check the path given to {option('feed')}") from None
+    except OSError as exc:
+        raise FeedError(f"{source}: cannot read: {exc.strerror}", "check the file's permissions") from None
+
+
+def _papers_from_json(source: str, data: bytes, warnings: list[str]) -> list[Paper]:
+    try:
+        items = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FeedError(f"{source}: not UTF-8 (byte {exc.start})", "re-save the file as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise FeedError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                        "re-download the feed or fix the file") from None
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list):
+        raise FeedError(f"{source}: expected a JSON list of papers", "give a Hugging Face daily_papers JSON file")
+    papers = []
+    for i, item in enumerate(items):
+        paper = _paper_from_record(item) if isinstance(item, dict) else None
+        if paper is None:
+            warnings.append(f"{source}: item {i} skipped: no arXiv id, title or abstract")
+        else:
+            papers.append(paper)
+    return papers
+
+
+def _paper_from_record(item: dict) -> Paper | None:
+    # Hugging Face daily_papers items wrap the paper object; plain paper lists do not.
+    record = item.get("paper", item)
+    if not isinstance(record, dict):
+        return None
+    match = ARXIV_ID.search(str(record.get("id") or record.get("arxiv_id") or ""))
+    title = _clean(record.get("title") or item.get("title"))
+    abstract = _clean(record.get("summary") or record.get("abstract") or item.get("summary"))
+    if not (match and title and abstract):
+        return None
+    authors = (_clean(a.get("name") if isinstance(a, dict) else a) for a in record.get("authors") or [])
+    upvotes = record.get("upvotes")
+    submitted = record.get("submittedOnDailyAt") or item.get("publishedAt") or record.get("publishedAt") \
+        or record.get("published")
+    return Paper(
+        arxiv_id=match.group(1),
+        title=title,
+        abstract=abstract,
+        authors=tuple(a for a in authors if a),
+        published=_iso_day(submitted),
+        upvotes=upvotes if isinstance(upvotes, int) and not isinstance(upvotes, bool) else None,
+        url=record.get("url"),
+    )
+
+
+def _papers_from_xml(source: str, data: bytes, options: FeedOptions, warnings: list[str]) -> list[Paper]:
+    import feedparser  # imported here: JSON feeds (and cached runs) do not pay for it
+
+    # No sanitising or URI resolving: both run an HTML parser over abstracts and eat LaTeX like "a<b".
+    parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
+    if not parsed.entries:
+        problem = f"not a feed ({parsed.bozo_exception})" if parsed.bozo else "feed has no entries"
+        raise FeedError(f"{source}: {problem}", "give an RSS/Atom file or Hugging Face daily_papers JSON")
+    papers = []
+    replaced = 0
+    for i, entry in enumerate(parsed.entries):
+        if entry.get("arxiv_announce_type", "").strip() in REPLACED and not options.include_replaced:
+            replaced += 1
+            continue
+        match = ARXIV_ID.search(" ".join(str(entry.get(k, "")) for k in ("id", "link")))
+        title = _entry_text(entry, "title")
+        abstract = ARXIV_RSS_PREFIX.sub("", _entry_text(entry, "summary"))
+        if not (match and title and abstract):
+            warnings.append(f"{source}: entry {i} ({title[:60] or 'untitled'}) skipped: no arXiv id, title or abstract")
+            continue
+        authors = [a.get("name", "") for a in entry.get("authors", [])]
+        if len(authors) == 1 and "," in authors[0]:  # arXiv RSS: one comma-joined dc:creator
+            authors = authors[0].split(",")
+        published = entry.get("published_parsed") or entry.get("updated_parsed")
+        papers.append(
+            Paper(
+                arxiv_id=match.group(1),
+                title=title,
+                abstract=abstract,
+                authors=tuple(a for a in map(_clean, authors) if a),
+                published=time.strftime("%Y-%m-%d", published) if published else None,
+                url=entry.get("link"),
+            )
+        )
+    if replaced:
+        warnings.append(f"{source}: skipped {replaced} re-announced (replace) entries; {option('include_replaced')} keeps them")
+    if not papers and parsed.bozo:
+        raise FeedError(f"{source}: malformed feed ({parsed.bozo_exception})", "re-download the feed or fix the file")
+    return papers
+
+
+def _entry_text(entry, key: str) -> str:
+    text = entry.get(key, "")
+    detail = entry.get(f"{key}_detail") or {}
+    if "html" in detail.get("type", ""):
+        text = html.unescape(HTML_TAG.sub("", text))
+    return _clean(text)
+
+
+def _iso_day(value) -> str | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)[:10] or None
+    if moment.tzinfo is None:
+        return moment.date().isoformat()
+    return moment.astimezone(datetime.UTC).date().isoformat()
+
+
+def _clean(text) -> str:
+    """Collapse hard-wrapped whitespace without gluing words."""
+    return " ".join(str(text).split()) if text else ""
