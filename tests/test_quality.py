@@ -1,33 +1,83 @@
+"""The checks a reader would make, on reviews written the way the 1.5B model really wrote them."""
+
 import pytest
 
-from localdigest.review.checks import is_loop, problems
+from localdigest.review.checks import Example, example_of, is_loop, problems
+from localdigest.review.prompts import load_prompt
 from localdigest.review.schema import Review
 from test_reviews import valid_dict
+
+PAPER = ("LongLoRA: Efficient Fine-tuning of Long-Context Large Language Models\n"
+         "We present LongLoRA, an efficient fine-tuning approach that extends the context sizes of pre-trained "
+         "large language models (LLMs), with limited computation cost. LongLoRA extends LLaMA2 7B from 4k "
+         "context to 100k, or LLaMA2 70B to 32k on a single 8x A100 machine.")
+GOOD = "本文提出 LongLoRA，一种在有限计算成本下扩展大模型上下文长度的高效微调方法，并把 LLaMA2 7B 的上下文扩展到 100k。"
 
 
 def review(**changes) -> Review:
     data = valid_dict()
+    data.update({"main_work": GOOD, "highlights": "移位短注意力只需两行代码即可在训练中实现，推理时仍用全注意力。"})
     data.update(changes)
     return Review.from_dict(data)
 
 
+def texts(found):
+    return [problem.text for problem in found]
+
+
+def default_examples():
+    return [example_of(Review.from_json(answer)) for _user, answer in load_prompt("default").examples]
+
+
 def test_a_reasonable_review_has_no_problems():
-    assert problems(review(main_work="本文提出了 LongLoRA，一种在有限计算成本下扩展大模型上下文长度的高效微调方法，并收集了 LongQA 数据集。"),
-                    set()) == []
+    assert problems(review(), default_examples(), PAPER) == []
 
 
-@pytest.mark.parametrize(
-    "changes, expected",
-    [
-        ({"main_work": "EXAMPLE"}, "main_work copies the prompt's worked example"),
-        ({"highlights": "演化和学习的" * 12}, "highlights repeats itself"),
-        ({"keywords": [{"en": "LLM", "zh": "大模型"}] * 5}, "all five keywords are the same"),
-        ({"scores": {k: {"score": 0, "reason": "无。"} for k in ("practicality", "innovation", "recommendation")}},
-         "every score is 0"),
-    ],
-)
-def test_empty_answers_are_named(changes, expected):
-    assert expected in problems(review(**changes), {"EXAMPLE"})
+def test_a_sentence_from_the_worked_example_is_caught_in_any_field():
+    """As seen on Qwen-1.5B: the example's reason pasted into an unrelated paper."""
+    example_reason = "做语音识别的研究者和需要转写工具的开发者都应该读。"
+    scores = {**valid_dict()["scores"], "recommendation": {"score": 4, "reason": example_reason}}
+    (found,) = [p for p in problems(review(scores=scores), default_examples(), PAPER) if "worked example" in p.text]
+    assert found.severe and "照抄" in found.feedback
+
+
+def test_text_the_paper_itself_shares_with_an_example_is_not_a_copy():
+    shared = "large language models (LLMs)"  # in the paper's abstract, and in the example below
+    example = Example(texts=("本文研究预测模型和无损压缩之间的等价关系。", f"它研究 {shared} 的压缩能力。"), scores=(1, 1, 1))
+    assert problems(review(highlights=f"本文面向 {shared} 做长上下文扩展。"), [example], PAPER) == []
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"main_work": "我们提出了 LongLoRA，一种在有限计算成本下扩展上下文的微调方法。"}, "main_work is in the first person"),
+    ({"highlights": "We extend LLaMA2 7B from 4k context to 100k on one machine with two lines of code."},
+     "not written in Chinese: highlights"),
+    ({"main_work": "本文提出 LongLoRA，" + "它" * 95 + "。"}, "main_work is cut off"),
+    ({"highlights": "移位短注意力只需两行代码即可实现"}, "highlights is cut off"),
+    ({"keywords": [{"en": "LoRA", "zh": "低秩适配"}, {"en": "lora", "zh": "LoRA"}] + valid_dict()["keywords"][2:]},
+     "duplicate keywords"),
+    ({"scores": {k: {"score": 4, "reason": "很有用。"} for k in ("practicality", "innovation", "recommendation")}},
+     "two score reasons are identical"),
+    ({"scores": {"practicality": {"score": 5, "reason": "可用。"}, "innovation": {"score": 3.5, "reason": "新。"},
+                 "recommendation": {"score": 4.5, "reason": "值得读。"}}}, "exactly the worked example's"),
+])
+def test_problems_a_reader_would_see_are_named_and_mild(changes, expected):
+    found = [p for p in problems(review(**changes), default_examples(), PAPER) if expected in p.text]
+    assert found and not found[0].severe and found[0].feedback
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"highlights": "演化和学习的" * 12 + "。"}, "highlights repeats itself"),
+    ({"keywords": [{"en": "LLM", "zh": "大模型"}] * 5}, "all five keywords are the same"),
+    ({"scores": {k: {"score": 0, "reason": r} for k, r in zip(("practicality", "innovation", "recommendation"),
+                                                              ("无。", "没有。", "不。"))}}, "every score is 0"),
+])
+def test_answers_that_say_nothing_are_severe(changes, expected):
+    found = [p for p in problems(review(**changes), [], PAPER) if expected in p.text]
+    assert found and found[0].severe
+
+
+def test_first_person_check_leaves_self_words_alone():
+    assert problems(review(main_work="本文研究大模型的自我纠错能力，发现自我反思在我国的中文数据上同样有效。"), [], PAPER) == []
 
 
 def test_loop_detection_leaves_ordinary_text_alone():

@@ -51,8 +51,9 @@ class LocalModel:
         return f"{self.spec.name} ({self.path.name})"
 
     def identity(self) -> str:
-        """What the cache keys on: the model file's content, not its name or place."""
-        return fingerprint(self.path)
+        """What the cache keys on: the model file's content and the chat format that frames the prompt,
+        not the model's name or place."""
+        return f"{fingerprint(self.path)}:{self.spec.chat_format}"
 
     def complete(
         self,

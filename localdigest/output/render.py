@@ -56,6 +56,8 @@ def _paper_section(result: PaperResult) -> list[str]:
         for name, label in SCORE_DIMENSIONS.items():
             score = getattr(review, name)
             lines += [f"- {label}：{score.score:g}/5。 {score.reason}", ""]
+        if result.flags:  # the checks still found these after the retries: the reader should know
+            lines += [f"> ⚠️ 自动检查提示：{'；'.join(result.flags)}", ""]
     lines += [f"[到 Huggingface 论文主页查看详情]({paper.page_url})", ""]
     return lines
 
@@ -71,6 +73,7 @@ def render_json(info: DigestInfo, results: list[PaperResult]) -> str:
             "url": r.paper.page_url,
             "abstract": r.paper.abstract,
             "review": r.review.to_dict() if r.review else None,
+            "flags": list(r.flags),
             "error": r.error,
         }
         for r in results

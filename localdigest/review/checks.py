@@ -1,29 +1,100 @@
-"""Semantic checks on a schema-valid review: answers a small model produces that say nothing.
+"""Checks on a schema-valid review: what a reader would catch that the grammar cannot.
 
-Each check returns a reason; the reviewer retries with another seed and then flags the paper
-rather than printing such a review as if it were one.
+Each problem is a short Chinese-free English line for the log plus a Chinese instruction that
+is sent back to the model when the answer is retried ("your answer copied the example; …").
+Severe problems (a copy of the worked example, a loop, nothing said) mean the review is not
+shown at all; the others are retried and, if they persist, shown with the review as flags.
+
+Bump CHECKS_VERSION when a check changes: it is part of the cache key, so a review that today's
+checks would send back is never served from the cache.
 """
 
-from localdigest.review.schema import Review
+import re
+import unicodedata
+from dataclasses import dataclass
 
+from localdigest.review.schema import PROSE, SCORE_DIMENSIONS, SENTENCE_END, Review
+
+CHECKS_VERSION = 2
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
+COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
+MIN_CJK_SHARE = 0.3  # of the letters in a Chinese field; GPT-4's fields are 0.6-0.9
+FIRST_PERSON = re.compile(r"我们|(?<![自忘])我(?![国])|笔者")
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+PROSE_FIELDS = {"main_work": "主要工作", "highlights": "亮点"}
 
 
-def problems(review: Review, example_texts: set[str]) -> list[str]:
+@dataclass(frozen=True)
+class Problem:
+    text: str  # for the log and the digest's flag
+    feedback: str  # what the model is told when it is asked again
+    severe: bool = False  # never shown: worse than no review
+
+
+@dataclass(frozen=True)
+class Example:
+    """What a prompt's worked example said, for spotting it in other papers' reviews."""
+
+    texts: tuple[str, ...]  # every string of the example's answer
+    scores: tuple[float, float, float]
+
+
+def problems(review: Review, examples: list[Example] = (), paper_text: str = "") -> list[Problem]:
+    """Everything wrong with a review of the paper whose title + abstract is paper_text."""
     found = []
-    for name in ("main_work", "highlights"):
+    prose = {**{name: getattr(review, name) for name in PROSE_FIELDS},
+             **{f"{name} reason": score.reason for name, score in review.scores().items()}}
+    copied = _copied_from_examples(review, examples, paper_text)
+    if copied:
+        found.append(Problem(f"copies the worked example ({copied!r})",
+                             f"你照抄了示例中的句子（“{copied}”）。示例只演示格式，请只根据这篇论文的标题和摘要重写。",
+                             severe=True))
+    for name, text in prose.items():
+        if is_loop(text):
+            found.append(Problem(f"{name} repeats itself", f"{name} 在重复同样的内容，请写通顺、不重复的句子。",
+                                 severe=True))
+    for name, label in PROSE_FIELDS.items():
         text = getattr(review, name)
-        if text in example_texts:
-            found.append(f"{name} copies the prompt's worked example")
-        elif is_loop(text):
-            found.append(f"{name} repeats itself")
-    if len({k.en.casefold() for k in review.keywords}) == 1:
-        found.append("all five keywords are the same")
-    if all(score.score == 0 for score in review.scores().values()):
-        found.append("every score is 0")
-    if any(is_loop(score.reason) for score in review.scores().values()):
-        found.append("a score reason repeats itself")
+        if FIRST_PERSON.search(text):
+            found.append(Problem(f"{name} is in the first person",
+                                 f"{label}用了第一人称（我们/我）。请用第三人称客观叙述，例如“本文提出……”。"))
+    not_chinese = [name for name, text in prose.items() if cjk_share(text) < MIN_CJK_SHARE]
+    if not_chinese:
+        found.append(Problem(f"not written in Chinese: {', '.join(not_chinese)}",
+                             "部分字段不是中文。除专有名词外，请全部用简体中文写。"))
+    for name, text in prose.items():
+        if cut_off(text, PROSE["reason" if name.endswith("reason") else name]):
+            found.append(Problem(f"{name} is cut off", f"{name} 的句子太长，被截断了。请写得更短，用完整的句子并以句号结尾。"))
+    if len({_norm(k.en) for k in review.keywords}) < len(review.keywords) \
+            or len({_norm(k.zh) for k in review.keywords}) < len(review.keywords):
+        severe = len({_norm(k.en) for k in review.keywords}) == 1
+        found.append(Problem("all five keywords are the same" if severe else "duplicate keywords",
+                             "关键词有重复。请给出 5 个不同的核心关键词。", severe=severe))
+    reasons = [score.reason for score in review.scores().values()]
+    if len(set(reasons)) < len(reasons):
+        found.append(Problem("two score reasons are identical",
+                             "三项评分的理由相同。请分别说明实用性、创新性和推荐度各自的理由。"))
+    values = tuple(score.score for score in review.scores().values())
+    if all(value == 0 for value in values):
+        found.append(Problem("every score is 0", "三项分数都是 0。请根据论文本身认真打分。", severe=True))
+    elif any(values == example.scores for example in examples):
+        found.append(Problem(f"the scores {'/'.join(f'{v:g}' for v in values)} are exactly the worked example's",
+                             "三项分数与示例完全相同。请根据这篇论文自己的价值独立打分。"))
     return found
+
+
+def cut_off(text: str, shape) -> bool:
+    """Whether a sentence of the text ran into its length cap (the grammar then had to end it), or
+    the text does not end a sentence at all (a server's answer, a cache entry)."""
+    sentences = re.findall(f"[^{SENTENCE_END}]*[{SENTENCE_END}]", text)
+    return text[-1] not in SENTENCE_END or len(sentences) > shape.sentences \
+        or any(len(sentence) >= shape.sentence_chars - 1 for sentence in sentences)
+
+
+def example_of(review: Review) -> Example:
+    texts = (review.main_work, review.highlights, *(k.en for k in review.keywords), *(k.zh for k in review.keywords),
+             *(score.reason for score in review.scores().values()))
+    return Example(texts=texts, scores=tuple(getattr(review, name).score for name in SCORE_DIMENSIONS))
 
 
 def is_loop(text: str, n: int = 4) -> bool:
@@ -32,3 +103,29 @@ def is_loop(text: str, n: int = 4) -> bool:
         return False
     grams = [compact[i:i + n] for i in range(len(compact) - n + 1)]
     return len(set(grams)) / len(grams) < MIN_DISTINCT_NGRAMS
+
+
+def cjk_share(text: str) -> float:
+    """Share of CJK characters among the letters and digits (punctuation and spaces left out)."""
+    chars = [c for c in text if not c.isspace() and unicodedata.category(c)[0] not in "PS"]
+    return sum(bool(CJK.match(c)) for c in chars) / len(chars) if chars else 0.0
+
+
+def _copied_from_examples(review: Review, examples: list[Example], paper_text: str) -> str | None:
+    """The first run of COPY_RUN characters a field shares with an example and the paper does not."""
+    if not examples:
+        return None
+    pool = "\n".join(_norm(text) for example in examples for text in example.texts)
+    paper = _norm(paper_text)
+    for text in example_of(review).texts:
+        compact = _norm(text)
+        for start in range(len(compact) - COPY_RUN + 1):
+            run = compact[start:start + COPY_RUN]
+            if run in pool and run not in paper:
+                return run
+    return None
+
+
+def _norm(text: str) -> str:
+    """Compared without case, width or spaces: "Large  Language" and "large language" are one text."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())

@@ -8,17 +8,25 @@ quote, backslash and slash, and allows only the listed score values.
 
 import json
 
+from localdigest.review.schema import PROSE_BY_PATTERN, SENTENCE_END
+
 CHAR_RULE = r'char ::= [^"\\\x00-\x1F\x7F] | "\\" ["\\/]'
 # A string starts with a visible character, so a "blank" answer cannot be generated at all.
 FIRST_CHAR_RULE = r'first-char ::= [^"\\\x00-\x20\x7F] | "\\" ["\\/]'
 SPACE_RULE = 'sp ::= " "?'
+CJK_RULE = r"cjk ::= [\u4e00-\u9fff]"
+END_RULE = f"sentence-end ::= [{SENTENCE_END}]"
+# Inside a sentence: any string character but a sentence mark.
+SENTENCE_CHAR_RULE = f'sentence-char ::= [^"\\\\\\x00-\\x1F\\x7F{SENTENCE_END}] | "\\\\" ["\\\\/]'
+PROSE_FIRST_RULE = f'prose-first ::= [^"\\\\\\x00-\\x20\\x7F{SENTENCE_END}]'
 
 
 def schema_to_gbnf(schema: dict) -> str:
     rules: dict[str, str] = {}
     rules["root"] = _visit(schema, "root", rules)
     lines = [f"{name} ::= {body}" for name, body in rules.items()]
-    return "\n".join(lines + [FIRST_CHAR_RULE, CHAR_RULE, SPACE_RULE]) + "\n"
+    return "\n".join(lines + [FIRST_CHAR_RULE, CHAR_RULE, SPACE_RULE, CJK_RULE, END_RULE, SENTENCE_CHAR_RULE,
+                               PROSE_FIRST_RULE]) + "\n"
 
 
 def _visit(schema: dict, name: str, rules: dict[str, str]) -> str:
@@ -28,6 +36,10 @@ def _visit(schema: dict, name: str, rules: dict[str, str]) -> str:
     if kind == "string":
         if schema.get("minLength", 0) != 1:
             raise ValueError("strings need minLength 1")
+        if "pattern" in schema:
+            if schema["pattern"] not in PROSE_BY_PATTERN:
+                raise ValueError(f"unsupported string pattern: {schema['pattern']}")
+            return _prose(PROSE_BY_PATTERN[schema["pattern"]])
         high = schema.get("maxLength")
         repeat = f"{{0,{high - 1}}}" if high is not None else "*"
         return f'"\\"" first-char char{repeat} "\\""'
@@ -52,6 +64,15 @@ def _visit(schema: dict, name: str, rules: dict[str, str]) -> str:
         rest = f' ("," sp {item}){{{count - 1}}}' if count > 1 else ""
         return f'"[" {item}{rest} "]"'
     raise ValueError(f"unsupported schema: {schema}")
+
+
+def _prose(shape) -> str:
+    """Up to `sentences` sentences of up to `sentence_chars` characters, each closed by a sentence mark."""
+    first = "cjk" if shape.chinese_start else "prose-first"
+    opening = f"{first} sentence-char{{0,{shape.sentence_chars - 2}}} sentence-end"
+    more = f" (sentence-char{{1,{shape.sentence_chars - 1}}} sentence-end){{0,{shape.sentences - 1}}}" \
+        if shape.sentences > 1 else ""
+    return f'"\\"" {opening}{more} "\\""'
 
 
 def _compact_number(value):

@@ -1,20 +1,50 @@
 """The structured review of one paper, its JSON schema, and validation of model output into it."""
 
 import json
+import re
 from dataclasses import asdict, dataclass
 
 from localdigest.errors import ReviewInvalid
 
 # Bump when the shape of Review changes, so cached reviews of the old shape are never served.
-REVIEW_SCHEMA_VERSION = 1
+# 2: each score's reason comes before its number; prose fields end a sentence.
+REVIEW_SCHEMA_VERSION = 2
 
 KEYWORD_COUNT = 5
 SCORE_VALUES = tuple(i / 2 for i in range(11))  # 0, 0.5, ..., 5
 SCORE_DIMENSIONS = {"practicality": "实用性", "innovation": "创新性", "recommendation": "推荐度"}
 
 # Upper bounds keep a looping small model from writing forever; they sit well above
-# what the reference digests use (主要工作 is ~150 characters there).
+# what the reference digests use (主要工作: median 188 characters, at most 335; 亮点: 142, at most 247).
+# An answer that reaches one was cut, and the checks send it back.
 MAX_CHARS = {"main_work": 400, "highlights": 400, "keyword": 60, "reason": 200}
+# Prose (主要工作, 亮点, reasons) is a few whole sentences, each ending with a sentence mark:
+# a small model that starts translating the abstract is stopped at a sentence end, never mid-word,
+# and 主要工作 opens in Chinese (本文…), which keeps it from answering in English. Our grammar and
+# servers' JSON-schema converters both enforce these patterns.
+SENTENCE_END = "。！？"
+
+
+@dataclass(frozen=True)
+class ProseShape:
+    sentences: int  # at most
+    sentence_chars: int  # at most, the closing mark included
+    chinese_start: bool = False
+
+    @property
+    def pattern(self) -> str:
+        first = "[\\u4e00-\\u9fff]" if self.chinese_start else f"[^{SENTENCE_END}\\s]"
+        body = f"[^{SENTENCE_END}\\n]"
+        one = f"{body}{{0,{self.sentence_chars - 2}}}[{SENTENCE_END}]"
+        more = f"({body}{{1,{self.sentence_chars - 1}}}[{SENTENCE_END}]){{0,{self.sentences - 1}}}"
+        return f"^{first}{one}{more if self.sentences > 1 else ''}$"
+
+
+# GPT-4's 主要工作 is 76-335 characters (median 188), 亮点 66-247 (median 142), a reason ~40-60.
+PROSE = {"main_work": ProseShape(3, 110, chinese_start=True), "highlights": ProseShape(3, 100),
+         "reason": ProseShape(1, 90)}
+PROSE_BY_PATTERN = {shape.pattern: shape for shape in PROSE.values()}
+CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -55,13 +85,14 @@ class Review:
     def from_dict(cls, data: object) -> "Review":
         if not isinstance(data, dict):
             raise ReviewInvalid("answer is not a JSON object")
-        main_work = _text(data, "main_work")
-        highlights = _text(data, "highlights")
+        main_work = _text(data, "main_work", limit=MAX_CHARS["main_work"])
+        highlights = _text(data, "highlights", limit=MAX_CHARS["highlights"])
         keywords = _field(data, "keywords", list)
         if len(keywords) != KEYWORD_COUNT:
             raise ReviewInvalid(f"keywords: expected {KEYWORD_COUNT} pairs, got {len(keywords)}")
         pairs = tuple(
-            Keyword(en=_text(k, "en", f"keywords[{i}]"), zh=_text(k, "zh", f"keywords[{i}]"))
+            Keyword(en=_text(k, "en", f"keywords[{i}]", MAX_CHARS["keyword"]),
+                    zh=_text(k, "zh", f"keywords[{i}]", MAX_CHARS["keyword"]))
             for i, k in enumerate(keywords)
         )
         scores = _field(data, "scores", dict)
@@ -92,10 +123,17 @@ def _field(data: object, name: str, kind: type, where: str = ""):
     return value
 
 
-def _text(data: object, name: str, where: str = "") -> str:
+def _text(data: object, name: str, where: str = "", limit: int = 0) -> str:
+    """A string field, whoever wrote it (our grammar, a server's, a cache entry): within its length,
+    without control characters or line breaks (they would become Markdown structure)."""
+    label = f"{where + '.' if where else ''}{name}"
     value = _field(data, name, str, where).strip()
     if not value:
-        raise ReviewInvalid(f"{where + '.' if where else ''}{name}: empty")
+        raise ReviewInvalid(f"{label}: empty")
+    if limit and len(value) > limit:
+        raise ReviewInvalid(f"{label}: {len(value)} characters, more than {limit}")
+    if CONTROL.search(value):
+        raise ReviewInvalid(f"{label}: contains a control character or line break")
     return value
 
 
@@ -104,26 +142,29 @@ def _score(scores: dict, name: str) -> Score:
     value = _field(entry, "score", (int, float), f"scores.{name}")
     if float(value) not in SCORE_VALUES:
         raise ReviewInvalid(f"scores.{name}.score: {value} is not one of 0, 0.5, ..., 5")
-    return Score(score=float(value), reason=_text(entry, "reason", f"scores.{name}"))
+    return Score(score=float(value), reason=_text(entry, "reason", f"scores.{name}", MAX_CHARS["reason"]))
 
 
-def _string_schema(max_chars: int) -> dict:
-    return {"type": "string", "minLength": 1, "maxLength": max_chars}
+def _string_schema(max_chars: int, pattern: str | None = None) -> dict:
+    return {"type": "string", "minLength": 1, "maxLength": max_chars, **({"pattern": pattern} if pattern else {})}
 
 
 def _score_schema() -> dict:
+    # The reason first: a model that has said why picks the number to match, instead of
+    # writing a reason for a number it picked out of habit.
     return {
         "type": "object",
-        "properties": {"score": {"enum": list(SCORE_VALUES)}, "reason": _string_schema(MAX_CHARS["reason"])},
-        "required": ["score", "reason"],
+        "properties": {"reason": _string_schema(MAX_CHARS["reason"], PROSE["reason"].pattern),
+                       "score": {"enum": list(SCORE_VALUES)}},
+        "required": ["reason", "score"],
     }
 
 
 REVIEW_SCHEMA: dict = {
     "type": "object",
     "properties": {
-        "main_work": _string_schema(MAX_CHARS["main_work"]),
-        "highlights": _string_schema(MAX_CHARS["highlights"]),
+        "main_work": _string_schema(MAX_CHARS["main_work"], PROSE["main_work"].pattern),
+        "highlights": _string_schema(MAX_CHARS["highlights"], PROSE["highlights"].pattern),
         "keywords": {
             "type": "array",
             "minItems": KEYWORD_COUNT,

@@ -18,5 +18,6 @@ class Paper:
         return f"https://huggingface.co/papers/{self.arxiv_id}"
 
     def content_key(self) -> dict:
-        """What identifies this paper's text for caching: a changed abstract is a new review."""
-        return {"id": self.arxiv_id, "title": self.title, "abstract": self.abstract}
+        """What identifies this paper's text for caching: a changed abstract (or author list, which
+        the prompt shows) is a new review."""
+        return {"id": self.arxiv_id, "title": self.title, "abstract": self.abstract, "authors": list(self.authors)}
