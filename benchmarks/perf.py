@@ -44,7 +44,7 @@ from localdigest.llm.registry import load_registry  # noqa: E402
 from localdigest.review.prompts import load_prompt  # noqa: E402
 from localdigest.review.schema import REVIEW_SCHEMA, Review  # noqa: E402
 
-FEED = ROOT / "tests" / "fixtures" / "hf_daily_papers_2023-09-22.json"
+FEED = ROOT / "benchmarks" / "data" / "papers" / "2023-09-22.json"
 REPORT_PEAK = """
 import atexit, runpy, sys
 atexit.register(lambda: sys.stderr.write(next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))

@@ -27,7 +27,7 @@ from localdigest.llm.registry import ModelSpec, load_registry  # noqa: E402
 from localdigest.review.prompts import load_prompt  # noqa: E402
 from localdigest.llm.server import ServerModel  # noqa: E402
 
-FEED = ROOT / "tests" / "fixtures" / "hf_daily_papers_2023-09-22.json"
+FEED = ROOT / "benchmarks" / "data" / "papers" / "2023-09-22.json"
 
 
 def run_once(url: str, spec: ModelSpec, prompt, papers, parallel: int) -> dict:

@@ -72,3 +72,11 @@ def test_errors_are_one_line_without_traceback(tiny_registry, args, message):
 def test_version():
     result = run("--version")
     assert result.exit_code == 0 and "localdigest, version" in result.stdout
+
+
+def test_an_unwritable_out_fails_before_any_review(tiny_registry, tmp_path):
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    for out, problem in ((tmp_path / "notes.txt" / "digest.md", "Not a directory"), (tmp_path, "it is a folder")):
+        result = CliRunner().invoke(main, ["run", "--feed", str(HF_FEED), "--date", "2023-09-22", "--out", str(out)])
+        assert result.exit_code == 1 and problem in result.stderr and "papers:" not in result.stderr, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models.toml", "notes.txt"]  # no temp files left

@@ -122,8 +122,9 @@ def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_
     paper = load_feeds([str(HF_FEED)]).papers[0]
     result = stubborn.review(paper)
     assert len(asked) == 3 and asked[0] == stubborn.prompt.messages(paper)
-    assert asked[1][-2] == {"role": "assistant", "content": answer}  # its own answer, then what is wrong with it
-    assert asked[1][-1]["role"] == "user" and "第一人称" in asked[1][-1]["content"]
+    # The same question, with what was wrong last time appended to it
+    assert asked[1][:-1] == asked[0][:-1] and asked[1][-1]["content"].startswith(asked[0][-1]["content"])
+    assert "第一人称" in asked[1][-1]["content"].removeprefix(asked[0][-1]["content"])
     assert result.review is not None and result.flags == ("main_work is in the first person",)
     assert "> ⚠️ 自动检查提示：main_work is in the first person" in render_markdown(DigestInfo("2023-09-22", "m", "p"),
                                                                               [result])

@@ -19,7 +19,8 @@ from localdigest.bench.references import ReferenceReview
 from localdigest.llm.base import ReviewModel
 from localdigest.output.files import write_atomic
 from localdigest.review.cache import ReviewCache
-from localdigest.review.pipeline import make_digest
+from localdigest.review import checks
+from localdigest.review.pipeline import make_digest, worked_examples
 from localdigest.review.prompts import PromptTemplate
 from localdigest.review.schema import SCORE_DIMENSIONS
 from localdigest.sources.papers import Paper
@@ -36,6 +37,11 @@ COLUMNS = {
     "copy_rate_examples": "8-gram copy rate from the prompt's examples",
     "copy_rate_abstract": "8-gram copy rate from the abstract",
     "score_spread": "std. dev. of scores across papers",
+    "example_text_share": "reviews with text of a worked example",
+    "first_person_share": "reviews in the first person (主要工作/亮点)",
+    "truncated_share": "reviews with a cut-off field",
+    "flagged_share": "reviews shown with a flag",
+    "retried_share": "answers sent back at least once",
     "duplicate_keywords": "duplicate keywords within a review",
     "prompt_tokens": "prompt tokens per paper",
     "evaluated_prompt_tokens": "prompt tokens evaluated (after prefix reuse)",
@@ -106,6 +112,7 @@ def _score(results, prompt: PromptTemplate, references: dict[str, ReferenceRevie
         values[key] = statistics.mean(row[key] for row in per_paper if key in row)
     examples = [text for pair in prompt.examples for text in pair]
     values.update(metrics.reference_free([r.review for r in reviewed], [r.paper.abstract for r in reviewed], examples))
+    values.update(_reader_checks(reviewed, prompt))
     costs = [r.cost for r in reviewed if r.cost]
     if costs:
         for key in ("prompt_tokens", "evaluated_prompt_tokens", "completion_tokens"):
@@ -118,6 +125,23 @@ def _score(results, prompt: PromptTemplate, references: dict[str, ReferenceRevie
             if generation_seconds else 0.0
         values["seconds_per_paper"] = statistics.mean(c["seconds"] for c in costs)
     return values
+
+
+def _reader_checks(reviewed, prompt: PromptTemplate) -> dict[str, float]:
+    """What a reader would catch, over the reviews as shown: today's checks run on each again."""
+    if not reviewed:
+        return {}
+    examples = worked_examples(prompt)
+    found = [[p.text for p in checks.problems(r.review, examples, f"{r.paper.title}\n{r.paper.abstract}")]
+             for r in reviewed]
+
+    def share(words: str) -> float:
+        return sum(any(words in text for text in texts) for texts in found) / len(reviewed)
+
+    generated = [r for r in reviewed if r.cost and not r.cached] or [r for r in reviewed if r.cost]
+    return {"example_text_share": share("worked example"), "first_person_share": share("first person"),
+            "truncated_share": share("cut off"), "flagged_share": sum(bool(r.flags) for r in reviewed) / len(reviewed),
+            "retried_share": sum(r.cost.get("attempts", 1) > 1 for r in generated) / len(generated) if generated else 0.0}
 
 
 def peak_memory_bytes() -> int:

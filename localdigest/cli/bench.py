@@ -1,6 +1,5 @@
 """`localdigest bench`: prompt variants x models, scored against the GPT-4 reference digests."""
 
-import os
 from pathlib import Path
 
 import click
@@ -40,6 +39,7 @@ def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cach
     from rich.table import Table
 
     from localdigest.bench.references import load_references
+    from localdigest.output.files import check_writable
     from localdigest.bench.runner import (COLUMNS, chart_available, not_in_examples, peak_memory_bytes, run_bench,
                                           write_outputs)
     from localdigest.review.prompts import load_prompt, shipped_prompt_names
@@ -47,7 +47,7 @@ def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cach
     # Everything that can fail is checked before the first paper is reviewed.
     if not references.is_dir():
         raise LocaldigestError(f"reference folder {references} not found", "pass --references DIR")
-    _check_writable(out_dir)
+    check_writable(out_dir / "results.json")
     chart = chart_available()
     if not chart:
         say("Note: matplotlib is not installed, so no quality_vs_time.png (pip install 'localdigest[bench]')")
@@ -81,12 +81,3 @@ def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cach
                                                     "peak_rss_bytes": peak_memory_bytes()}, chart=chart)
     say(f"Peak memory {peak_memory_bytes() / 1e6:.0f} MB. Wrote " + ", ".join(map(str, written)))
 
-
-def _check_writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LocaldigestError(f"cannot create --out-dir {directory}: {exc.strerror}", "choose another --out-dir") \
-            from None
-    if not os.access(directory, os.W_OK):
-        raise LocaldigestError(f"--out-dir {directory} is not writable", "choose another --out-dir")

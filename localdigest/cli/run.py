@@ -29,13 +29,15 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
         no_cache, threads, gpu_layers, ctx, batch_size, server, api_key, parallel, partial, debug):
     """Review the papers in the feeds and write the digest."""
     from localdigest.cli.progress import DigestProgress
-    from localdigest.output.files import write_atomic
+    from localdigest.output.files import check_writable, write_atomic
     from localdigest.output.render import PENDING, DigestInfo, render_json, render_markdown
     from localdigest.review.pipeline import PaperResult, make_digest
     from localdigest.review.prompts import load_prompt
 
     if partial and out == "-":
         raise LocaldigestError("--partial needs --out FILE", "name the digest file to keep up to date")
+    if out != "-":
+        check_writable(Path(out))  # now, not after every review was generated
     papers = load_papers(feeds, date, limit, min_upvotes, include_replaced, offline)
     template = load_prompt(prompt)
     engine = open_engine(model, server=server, api_key=api_key, threads=threads, ctx=ctx, gpu_layers=gpu_layers,

@@ -44,6 +44,9 @@ class AnswerFormat:
 
     gbnf: str
     json_schema: dict | None = None
+    # Words the answer never uses: tokens whose text starts with one are never sampled (local models;
+    # a server cannot be told by text, so there the review stage's checks catch them).
+    avoid: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

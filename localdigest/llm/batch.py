@@ -82,12 +82,12 @@ class BatchDecoder:
             self._batch = None
 
     def complete(self, prompts: list[tuple[list[int], tuple[str, ...], int]], grammar: str, seed: int,
-                 settings, on_token: Callable[[], None] | None = None) -> list[Completion]:
+                 settings, on_token: Callable[[], None] | None = None, banned=None) -> list[Completion]:
         """One completion per (prompt tokens, stop strings, answer token limit), decoded together."""
         if not 0 < len(prompts) <= self.size:
             raise ValueError(f"between 1 and {self.size} prompts at once")
         started = time.perf_counter()
-        sequences = [_Sequence(i, tokens, stops, GrammarFirstSampler.for_settings(self._llama, grammar, seed, settings),
+        sequences = [_Sequence(i, tokens, stops, GrammarFirstSampler.for_settings(self._llama, grammar, seed, settings, banned),
                                max_tokens)
                      for i, (tokens, stops, max_tokens) in enumerate(prompts)]
         shared = _shared_prefix(sequences)

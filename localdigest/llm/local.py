@@ -42,6 +42,7 @@ class LocalModel:
         self._llama = None
         self._batch_decoder = None
         self._template_tokens: dict = {}
+        self._banned_ids: dict = {}
 
     @property
     def loaded(self) -> bool:
@@ -97,7 +98,8 @@ class LocalModel:
         else:
             from localdigest.llm.sampling import GrammarFirstSampler  # numpy: only when generating
 
-            sampler = GrammarFirstSampler.for_settings(llama, grammar, seed, params)
+            sampler = GrammarFirstSampler.for_settings(llama, grammar, seed, params,
+                                                       self._banned(answer_format.avoid))
             try:
                 # The sampler leaves one finite logit; greedy over it, with no second penalty, picks exactly that.
                 result = llama.create_completion(**common, logits_processor=LogitsProcessorList([sampler]),
@@ -128,7 +130,23 @@ class LocalModel:
             prompt, tokens = self.tokenize_prompt(messages)
             self._check_fits(tokens)
             prompts.append((tokens, prompt.stop, self._answer_limit(tokens)))
-        return self._batch_decoder.complete(prompts, as_format(answer_format).gbnf, seed, self.generation, on_token)
+        answer_format = as_format(answer_format)
+        return self._batch_decoder.complete(prompts, answer_format.gbnf, seed, self.generation, on_token,
+                                            self._banned(answer_format.avoid))
+
+    def _banned(self, avoid: tuple[str, ...]):
+        """Ids of the vocabulary entries whose text (leading spaces aside) starts with a word to avoid."""
+        if not avoid:
+            return None
+        if avoid not in self._banned_ids:
+            import numpy as np
+
+            llama = self._load()
+            pieces = (llama.detokenize([token]).decode("utf-8", errors="ignore").lstrip()
+                      for token in range(llama.n_vocab()))
+            self._banned_ids[avoid] = np.array([token for token, piece in enumerate(pieces)
+                                                if piece.startswith(avoid)], dtype=np.int64)
+        return self._banned_ids[avoid]
 
     def _answer_limit(self, tokens) -> int:
         """Tokens the answer may take: max_tokens, or what the context has left after the prompt."""

@@ -21,7 +21,8 @@ TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32
 
 class GrammarFirstSampler:
     def __init__(self, llama, grammar: str, seed: int, temperature: float, top_p: float,
-                 top_k: int = 40, min_p: float = 0.05, repeat_penalty: float = 1.0, penalty_last_n: int = 64):
+                 top_k: int = 40, min_p: float = 0.05, repeat_penalty: float = 1.0, penalty_last_n: int = 64,
+                 banned: np.ndarray | None = None):
         import llama_cpp
 
         self._llama_cpp = llama_cpp
@@ -31,6 +32,7 @@ class GrammarFirstSampler:
         self._rng = np.random.default_rng(seed)
         self.temperature, self.top_p, self.top_k, self.min_p = temperature, top_p, top_k, min_p
         self.repeat_penalty, self.penalty_last_n = repeat_penalty, penalty_last_n
+        self.banned = banned if banned is not None and banned.size else None  # token ids never sampled
         self._one = (llama_cpp.llama_token_data * 1)()
         self._one_array = llama_cpp.llama_token_data_array(data=self._one, size=1, selected=-1, sorted=False)
         self._full = None
@@ -38,10 +40,10 @@ class GrammarFirstSampler:
         self.full_masks = 0  # the grammar had to be run over the whole vocabulary
 
     @classmethod
-    def for_settings(cls, llama, grammar: str, seed: int, settings) -> "GrammarFirstSampler":
+    def for_settings(cls, llama, grammar: str, seed: int, settings, banned=None) -> "GrammarFirstSampler":
         """A sampler with a model's GenerationSettings (temperature, top_p, repeat_penalty)."""
         return cls(llama, grammar, seed=seed, temperature=settings.temperature, top_p=settings.top_p,
-                   repeat_penalty=settings.repeat_penalty)
+                   repeat_penalty=settings.repeat_penalty, banned=banned)
 
     def __call__(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
         token = self.choose(input_ids, logits)
@@ -67,9 +69,12 @@ class GrammarFirstSampler:
             self._grammar = None
 
     def _penalised(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        if self.banned is not None:
+            logits = logits.copy()
+            logits[self.banned] = -np.inf
         if self.repeat_penalty == 1.0 or not len(input_ids):
             return logits
-        scores = logits.copy()
+        scores = logits if self.banned is not None else logits.copy()
         recent = np.unique(np.asarray(input_ids[-self.penalty_last_n:], dtype=np.int64))
         values = scores[recent]
         scores[recent] = np.where(values > 0, values / self.repeat_penalty, values * self.repeat_penalty)

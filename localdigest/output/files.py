@@ -28,3 +28,20 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         raise LocaldigestError(f"cannot write {path}: {exc.strerror}",
                                f"free some disk space or choose another {option('out')}; the cached reviews are kept") from None
+
+
+def check_writable(path: Path) -> None:
+    """Fail now, before any model work, if `path` could not be written later."""
+    path = path.expanduser()
+    if str(path) in ("", ".") or path.is_dir():
+        raise LocaldigestError(f"cannot write {path or '(empty)'}: it is a folder, not a file",
+                               f"name a file with {option('out')}, e.g. digest.md")
+    directory = path.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent  # the folders write_atomic would create start here
+    try:  # a real probe: permission bits say nothing to root, or on a read-only mount
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise LocaldigestError(f"cannot write {path}: {exc.strerror} ({directory})",
+                               f"choose another {option('out')}") from None

@@ -18,8 +18,12 @@ from localdigest.review.schema import PROSE, SCORE_DIMENSIONS, SENTENCE_END, Rev
 CHECKS_VERSION = 2
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
+MAX_OVERLAP = 0.5  # share of 亮点's 8-character runs found in 主要工作: it says nothing new
 MIN_CJK_SHARE = 0.3  # of the letters in a Chinese field; GPT-4's fields are 0.6-0.9
 FIRST_PERSON = re.compile(r"我们|(?<![自忘])我(?![国])|笔者")
+# What a local model is never allowed to start a token with (a review has no use for 我, 我们, 笔者;
+# 自我 is one token of its own): the first person cannot be written at all.
+NEVER_WRITE = ("我", "笔者")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 PROSE_FIELDS = {"main_work": "主要工作", "highlights": "亮点"}
 
@@ -70,6 +74,9 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         severe = len({_norm(k.en) for k in review.keywords}) == 1
         found.append(Problem("all five keywords are the same" if severe else "duplicate keywords",
                              "关键词有重复。请给出 5 个不同的核心关键词。", severe=severe))
+    if overlap(review.highlights, review.main_work) >= MAX_OVERLAP:
+        found.append(Problem("highlights repeat 主要工作",
+                             "亮点几乎是主要工作的重复。亮点应写主要工作之外的具体内容：关键设计、实验数字或公开资源。"))
     reasons = [score.reason for score in review.scores().values()]
     if len(set(reasons)) < len(reasons):
         found.append(Problem("two score reasons are identical",
@@ -109,6 +116,13 @@ def cjk_share(text: str) -> float:
     """Share of CJK characters among the letters and digits (punctuation and spaces left out)."""
     chars = [c for c in text if not c.isspace() and unicodedata.category(c)[0] not in "PS"]
     return sum(bool(CJK.match(c)) for c in chars) / len(chars) if chars else 0.0
+
+
+def overlap(text: str, other: str, n: int = 8) -> float:
+    """Share of the text's n-character runs (spaces ignored) that also occur in the other text."""
+    compact, pool = _norm(text), _norm(other)
+    runs = [compact[i:i + n] for i in range(len(compact) - n + 1)]
+    return sum(run in pool for run in runs) / len(runs) if runs else 0.0
 
 
 def _copied_from_examples(review: Review, examples: list[Example], paper_text: str) -> str | None:

@@ -51,11 +51,11 @@ class Reviewer:
         self.model = model
         self.prompt = prompt
         self.cache = cache
-        self.answer_format = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA)
+        self.answer_format = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA, avoid=quality.NEVER_WRITE)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
         self._model_identity = model.identity()
-        self._examples = _examples(prompt)
+        self._examples = worked_examples(prompt)
 
     def key(self, paper: Paper) -> str:
         # n_ctx belongs here because it decides whether a long abstract is trimmed; the checks'
@@ -164,7 +164,7 @@ class Reviewer:
                     continue
                 if i not in best or _badness(found) < _badness(best[i][1]):
                     best[i] = (review, found, completion, attempt)
-                conversations[i] = self._with_feedback(fitted[i][0], completion.text, found)
+                conversations[i] = self._with_feedback(fitted[i][0], found)
                 retry.append(i)
             pending = retry
         for i in range(len(papers)):
@@ -191,16 +191,15 @@ class Reviewer:
         except PromptRejected as exc:
             return [exc]
 
-    def _with_feedback(self, messages: list[dict], answer: str, found: list[quality.Problem]) -> list[dict]:
-        """The conversation with the model's answer and what is wrong with it, as a reviewer would say."""
-        feedback = "你的回答有以下问题：\n" + "\n".join(f"- {p.feedback}" for p in found) + \
-            "\n请改正这些问题，重新输出完整的 JSON。"
-        retry = [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": feedback}]
-        if self.model.n_ctx is not None:  # a retry that would not fit asks the original question again
-            room = self.model.n_ctx - min(self.model.generation.max_tokens, ANSWER_RESERVE)
-            if self.model.prompt_tokens(retry) > room:
-                return messages
-        return retry
+    def _with_feedback(self, messages: list[dict], found: list[quality.Problem]) -> list[dict]:
+        """The paper's question asked again with what was wrong last time appended to it.
+
+        Not as a follow-up turn after the flawed answer: measured on Qwen2.5-Coder 1.5B, a follow-up
+        turn ("your answer has these problems") makes it answer with the first worked example, word
+        for word; a question that carries its own warnings keeps it on the paper."""
+        warning = "\n\n注意：上一次为这篇论文写的速览有以下问题，这次必须避免：\n" + \
+            "\n".join(f"- {p.feedback}" for p in found)
+        return [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + warning}]
 
     def _accept(self, paper: Paper, review: Review, completion, attempt: int, trimmed: str | None,
                 flags: tuple[str, ...] = ()) -> PaperResult:
@@ -237,7 +236,7 @@ class Reviewer:
                           f"{self.model.n_ctx}-token context; raise {option('ctx')} to keep it whole")
 
 
-def _examples(prompt: PromptTemplate) -> list[quality.Example]:
+def worked_examples(prompt: PromptTemplate) -> list[quality.Example]:
     """The prompt's worked answers (a prompt file's examples are validated when it is loaded)."""
     examples = []
     for _user, answer in prompt.examples:

@@ -41,7 +41,7 @@ class ProseShape:
 
 
 # GPT-4's 主要工作 is 76-335 characters (median 188), 亮点 66-247 (median 142), a reason ~40-60.
-PROSE = {"main_work": ProseShape(3, 110, chinese_start=True), "highlights": ProseShape(3, 100),
+PROSE = {"main_work": ProseShape(3, 130, chinese_start=True), "highlights": ProseShape(3, 110),
          "reason": ProseShape(1, 90)}
 PROSE_BY_PATTERN = {shape.pattern: shape for shape in PROSE.values()}
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
