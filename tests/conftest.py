@@ -33,7 +33,7 @@ def tiny_registry(tiny_gguf, tmp_path, monkeypatch) -> Path:
     path = tmp_path / "models.toml"
     path.write_text(
         'default = "tiny"\n\n[models.tiny]\n'
-        f'path = {json.dumps(str(tiny_gguf))}\nchat_format = "gguf"\nn_ctx = 8192\nmax_tokens = 4096\n',
+        f'path = {json.dumps(str(tiny_gguf))}\nchat_format = "gguf"\nn_ctx = 16384\nmax_tokens = 4096\nattempts = 1\n',
         encoding="utf-8",
     )
     monkeypatch.setenv("LOCALDIGEST_MODELS_FILE", str(path))

@@ -77,3 +77,20 @@ def test_bench_on_the_tiny_model_writes_table_json_csv_and_chart(tiny_registry, 
     assert (out / "quality_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rerun = CliRunner().invoke(main, ["bench", "--limit", "2", "--prompt", "default", "--out-dir", str(out)])
     assert rerun.exit_code == 0 and json.loads((out / "results.json").read_text())["results"][0]["valid"] == 1.0
+
+
+def test_bench_without_matplotlib_says_so_first_and_writes_the_rest(tiny_registry, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as after `pip install localdigest` without [bench]
+    out = tmp_path / "results"
+    result = CliRunner().invoke(main, ["bench", "--limit", "1", "--prompt", "concise", "--out-dir", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith("Note: matplotlib is not installed")  # before any paper was reviewed
+    assert sorted(p.name for p in out.iterdir()) == ["results.csv", "results.json"]
+
+
+def test_bench_refuses_an_unwritable_out_dir_before_reviewing(tiny_registry, tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = CliRunner().invoke(main, ["bench", "--limit", "1", "--out-dir", str(tmp_path / "file" / "results")])
+    assert result.exit_code == 1 and "Not a directory" in result.stderr and "papers (" not in result.stderr

@@ -8,7 +8,7 @@ from conftest import HF_FEED
 
 
 def reviewer(tiny_gguf, cache_dir, **generation) -> Reviewer:
-    spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=8192, generation={"max_tokens": 4096, **generation})
+    spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=16384, generation={"max_tokens": 4096, **generation})
     return Reviewer(LocalModel(spec, tiny_gguf), load_prompt(), ReviewCache(cache_dir))
 
 
@@ -60,7 +60,7 @@ def test_answer_copying_the_worked_example_is_rejected(tiny_gguf, tmp_path):
 
 
 def batched(tiny_gguf, cache_dir, batch_size) -> Reviewer:
-    spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=8192, generation={"max_tokens": 4096})
+    spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=16384, generation={"max_tokens": 4096})
     return Reviewer(LocalModel(spec, tiny_gguf, batch_size=batch_size), load_prompt(), ReviewCache(cache_dir))
 
 

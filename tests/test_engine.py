@@ -14,7 +14,7 @@ from localdigest.testing.tiny_model import write_tiny_gguf
 PAPER = Paper(arxiv_id="2309.12307", title="LongLoRA", abstract="We present LongLoRA, an efficient fine-tuning approach.")
 
 
-def tiny(path, chat_format="gguf", n_ctx=8192, max_tokens=4096) -> LocalModel:
+def tiny(path, chat_format="gguf", n_ctx=16384, max_tokens=4096) -> LocalModel:
     return LocalModel(ModelSpec("tiny", {"path": str(path)}, chat_format=chat_format, n_ctx=n_ctx,
                                 generation={"max_tokens": max_tokens}), path)
 

@@ -27,7 +27,7 @@ def test_models_info_reads_the_gguf_header(tiny_gguf):
     assert result.exit_code == 0
     info = dict(line.split(None, 1) for line in result.stdout.replace("chat template", "chat_template")
                 .replace("context length", "context_length").replace("registry n_ctx", "registry_n_ctx").splitlines())
-    assert info["architecture"] == "llama" and info["chat_template"] == "yes" and info["context_length"] == "8192"
+    assert info["architecture"] == "llama" and info["chat_template"] == "yes" and info["context_length"] == "32768"
     vocab, embedding, ffn, layers = 259, 64, 128, 2
     expected = 2 * vocab * embedding + embedding + layers * (2 * embedding + 4 * embedding**2 + 3 * embedding * ffn)
     assert info["parameters"] == f"{expected / 1e6:.0f}M"

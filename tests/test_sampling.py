@@ -73,7 +73,7 @@ def test_bad_grammar_is_an_error(llama):
 def test_perf_benchmark_runs_on_the_tiny_model(tiny_gguf):
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "perf.py"), "--model", str(tiny_gguf), "--papers", "2",
-         "--max-tokens", "64", "--ctx", "8192", "--batch-papers", "3", "--batch-size", "2",
+         "--max-tokens", "64", "--ctx", "16384", "--batch-papers", "3", "--batch-size", "2",
          "--batch-max-tokens", "4096"],
         capture_output=True, text=True, timeout=300,
     )

@@ -149,8 +149,9 @@ class LocalModel:
         return self._banned_ids[avoid]
 
     def _answer_limit(self, tokens) -> int:
-        """Tokens the answer may take: max_tokens, or what the context has left after the prompt."""
-        return min(self.generation.max_tokens, self.n_ctx - len(tokens))
+        """Tokens the answer may take: max_tokens, or what the context has left after the prompt (less
+        a margin: llama.cpp evaluates the last sampled token too, and a full context fails that decode)."""
+        return max(1, min(self.generation.max_tokens, self.n_ctx - len(tokens) - 8))
 
     def _check_fits(self, tokens) -> None:
         if len(tokens) + 16 > self.n_ctx:

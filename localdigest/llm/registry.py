@@ -26,7 +26,7 @@ GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "repeat_penalty")
 SERVER_KEYS = ("served_model", "api_key_env", "structured_output", "timeout", "retries")
 STRUCTURED_MODES = ("auto", "grammar", "json_schema", "json_object")
 STRING_KEYS = ("description", "chat_format", "quantization", "sha256", *SOURCE_KEYS, "file", *SERVER_KEYS[:3])
-ENTRY_KEYS = {*STRING_KEYS, *GENERATION_KEYS, *SERVER_KEYS, "n_ctx", "size_bytes", "tags", "chunk_count"}
+ENTRY_KEYS = {*STRING_KEYS, *GENERATION_KEYS, *SERVER_KEYS, "n_ctx", "size_bytes", "tags", "chunk_count", "attempts"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class ModelSpec:
     size_bytes: int | None = None
     sha256: str | None = None
     tags: tuple[str, ...] = ()
+    attempts: int = 3  # answers asked for per paper before a flawed one is flagged (review stage)
 
     @property
     def kind(self) -> str:
@@ -170,10 +171,13 @@ def _parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
     if "hf_repo" in entry and "file" not in entry:
         raise ModelError(f"{where}: hf_repo needs 'file'", "name the .gguf file inside the repository")
     checks = {"n_ctx": int, "temperature": (int, float), "top_p": (int, float), "max_tokens": int, "size_bytes": int,
+              "attempts": int,
               "repeat_penalty": (int, float), "timeout": (int, float), "retries": int}
     for key, kind in checks.items():
         if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool) or entry[key] < 0):
             raise ModelError(f"{where}: '{key}' must be a non-negative number", f"fix '{key}'")
+    if "attempts" in entry and entry["attempts"] not in range(1, 6):
+        raise ModelError(f"{where}: 'attempts' must be 1 to 5", "e.g. attempts = 3 (1: never ask again)")
     if "n_ctx" in entry and entry["n_ctx"] < 256:
         raise ModelError(f"{where}: 'n_ctx' = {entry['n_ctx']} is too small for a review", "use 4096")
     try:
@@ -208,6 +212,7 @@ def _parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
         size_bytes=entry.get("size_bytes"),
         sha256=entry.get("sha256"),
         tags=tuple(tags),
+        attempts=entry.get("attempts", 3),
     )
 
 

@@ -18,8 +18,8 @@ from localdigest.review.schema import REVIEW_SCHEMA, Review
 from localdigest.sources.papers import Paper
 
 BASE_SEED = 42
-# An answer with a problem is asked again twice, with the problem stated (measured on Qwen2.5-Coder
-# 1.5B: a restated problem fixes most answers, where the same prompt at another seed repeats it).
+# An answer with a problem is asked again twice, with the problem stated; a model's registry entry
+# may say otherwise (`attempts`).
 ATTEMPTS = 3
 ANSWER_RESERVE = 1024  # tokens kept free for the answer when fitting a long abstract into the context
 
@@ -56,6 +56,7 @@ class Reviewer:
         self._stats_lock = threading.Lock()
         self._model_identity = model.identity()
         self._examples = worked_examples(prompt)
+        self.attempts = getattr(model.spec, "attempts", ATTEMPTS)
 
     def key(self, paper: Paper) -> str:
         # n_ctx belongs here because it decides whether a long abstract is trimmed; the checks'
@@ -142,7 +143,7 @@ class Reviewer:
         errors: dict[int, str] = {}
         results: dict[int, PaperResult] = {}
         pending = list(range(len(papers)))
-        for attempt in range(ATTEMPTS):
+        for attempt in range(self.attempts):
             if not pending:
                 break
             retry = []
@@ -177,7 +178,7 @@ class Reviewer:
                 continue
             self._count(failed=1)
             error = errors.get(i) if i not in best else \
-                f"the model's answers failed the checks {ATTEMPTS} times: " + "; ".join(p.text for p in best[i][1])
+                f"the model's answers failed the checks {self.attempts} times: " + "; ".join(p.text for p in best[i][1])
             results[i] = PaperResult(papers[i], None, error=error)
         return [results[i] for i in range(len(papers))]
 

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 class LocalServer:
-    def __init__(self, model_path: Path, n_ctx: int = 8192, threads: int = 2, api_key: str | None = None,
+    def __init__(self, model_path: Path, n_ctx: int = 16384, threads: int = 2, api_key: str | None = None,
                  log: Path | None = None):
         self.model_path = model_path
         self.model = str(model_path)  # the id llama_cpp.server gives the model in /v1/models

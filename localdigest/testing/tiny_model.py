@@ -13,6 +13,10 @@ CHATML_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# "。" as one token that random weights favour: reviews close a sentence with it (the grammar ends
+# prose only after one), so the tiny model's answers stay short; as three byte tokens it would
+# almost never write one, and every field would run to its length cap.
+SENTENCE_END = "。"
 
 
 def _byte_tokens() -> list[str]:
@@ -29,11 +33,14 @@ def _byte_tokens() -> list[str]:
 
 
 def write_tiny_gguf(path: Path, seed: int = 0, chat_template: str | None = CHATML_TEMPLATE,
-                    embedding: int = 64, layers: int = 2, heads: int = 4, context: int = 8192) -> Path:
+                    embedding: int = 64, layers: int = 2, heads: int = 4, context: int = 32768,
+                    end_boost: float = 2.5, quote_boost: float = 2.0, output_scale: float = 0.02) -> Path:
     import gguf
 
     rng = np.random.default_rng(seed)
-    tokens = _byte_tokens() + SPECIAL_TOKENS
+    byte_tokens = _byte_tokens()
+    end_token = "".join(byte_tokens[b] for b in SENTENCE_END.encode("utf-8"))
+    tokens = byte_tokens + [end_token] + SPECIAL_TOKENS
     vocab = len(tokens)
     ffn = embedding * 2
     writer = gguf.GGUFWriter(str(path), "llama")
@@ -50,8 +57,8 @@ def write_tiny_gguf(path: Path, seed: int = 0, chat_template: str | None = CHATM
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.NORMAL] * 256 + [gguf.TokenType.CONTROL] * len(SPECIAL_TOKENS))
-    writer.add_token_merges(["Ġ t", "Ġ a"])
+    writer.add_token_types([gguf.TokenType.NORMAL] * 257 + [gguf.TokenType.CONTROL] * len(SPECIAL_TOKENS))
+    writer.add_token_merges(["Ġ t", "Ġ a", f"{end_token[0]} {end_token[1]}", f"{end_token[:2]} {end_token[2]}"])
     writer.add_bos_token_id(vocab - 3)
     writer.add_eos_token_id(vocab - 1)
     writer.add_add_bos_token(False)
@@ -61,22 +68,37 @@ def write_tiny_gguf(path: Path, seed: int = 0, chat_template: str | None = CHATM
     def weight(*shape):
         return (rng.standard_normal(shape) * 0.5).astype(np.float32)
 
-    writer.add_tensor("token_embd.weight", weight(vocab, embedding))
+    # Dimension 0 of the residual stream is a constant no layer writes to, and only "。" and the quote
+    # read it in the output layer: a fixed bias towards ending sentences and strings at every position,
+    # on otherwise random (and flat: output_scale) weights.
+    embeddings = weight(vocab, embedding)
+    embeddings[:, 0] = 20.0
+    output = weight(vocab, embedding) * output_scale
+    output[:, 0] = 0.0
+    output[tokens.index(end_token), 0] = end_boost
+    output[tokens.index('"'), 0] = quote_boost
+    writer.add_tensor("token_embd.weight", embeddings)
     writer.add_tensor("output_norm.weight", np.ones(embedding, dtype=np.float32))
-    writer.add_tensor("output.weight", weight(vocab, embedding))
+    writer.add_tensor("output.weight", output)
     for i in range(layers):
         writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(embedding, dtype=np.float32))
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+        for name in ("attn_q", "attn_k", "attn_v"):
             writer.add_tensor(f"blk.{i}.{name}.weight", weight(embedding, embedding))
+        writer.add_tensor(f"blk.{i}.attn_output.weight", _not_into_dimension_0(weight(embedding, embedding)))
         writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(embedding, dtype=np.float32))
         writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(ffn, embedding))
         writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(ffn, embedding))
-        writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(embedding, ffn))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", _not_into_dimension_0(weight(embedding, ffn)))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def _not_into_dimension_0(matrix: np.ndarray) -> np.ndarray:
+    matrix[0, :] = 0.0  # rows are output dimensions
+    return matrix
 
 
 if __name__ == "__main__":  # python -m localdigest.testing.tiny_model OUT.gguf (used by .ci/run)
