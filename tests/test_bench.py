@@ -67,7 +67,7 @@ def test_bench_on_the_tiny_model_writes_table_json_csv_and_chart(tiny_registry, 
     result = CliRunner().invoke(main, ["bench", "--limit", "2", "--prompt", "default", "--prompt", "concise",
                                        "--out-dir", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
-    assert "2 papers (2 with a reference; 2 left out as the prompts' worked examples) x 2 prompts x 1 models" \
+    assert "2 papers (2 with a reference; 0 left out as the prompts' worked examples) x 2 prompts x 1 models" \
         in result.stderr
     assert "English keyword F1 vs reference" in result.stdout and "generation tokens/s" in result.stdout
     data = json.loads((out / "results.json").read_text(encoding="utf-8"))
@@ -94,3 +94,17 @@ def test_bench_refuses_an_unwritable_out_dir_before_reviewing(tiny_registry, tmp
     (tmp_path / "file").write_text("x")
     result = CliRunner().invoke(main, ["bench", "--limit", "1", "--out-dir", str(tmp_path / "file" / "results")])
     assert result.exit_code == 1 and "Not a directory" in result.stderr and "papers (" not in result.stderr
+
+
+def test_papers_shown_as_worked_examples_are_left_out_of_the_bench(tmp_path):
+    from localdigest.bench.runner import not_in_examples
+    from localdigest.review.prompts import load_prompt
+    from localdigest.sources.feeds import load_feeds
+
+    papers = load_feeds([str(BENCH_DATA / "papers" / "2023-09-22.json")]).papers
+    shown = load_prompt("default")
+    prompt = tmp_path / "shows-longlora.toml"
+    prompt.write_text(f'system = "s"\nuser = "$title"\n[[examples]]\nuser = "{papers[0].title}"\n'
+                      f'assistant = """{shown.examples[0][1]}"""\n', encoding="utf-8")
+    kept, left_out = not_in_examples(papers, [shown, load_prompt(str(prompt))])
+    assert left_out == [papers[0].arxiv_id] and kept == papers[1:]

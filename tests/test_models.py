@@ -192,3 +192,13 @@ def test_fingerprint_follows_content(tmp_path, tiny_gguf):
     data[-1] ^= 0xFF
     copy.write_bytes(bytes(data))
     assert fingerprint(copy) != fingerprint(tiny_gguf)
+
+
+@pytest.mark.parametrize("setting, problem", [
+    ("temperature = nan", "temperature = nan is out of range"), ("top_p = 50", "top_p = 50 is out of range"),
+    ("n_ctx = 0", "too small"), ("max_tokens = 0", "max_tokens = 0 is out of range"), ("attempts = 9", "1 to 5"),
+])
+def test_nonsense_generation_settings_are_errors_naming_the_entry(tmp_path, tiny_gguf, setting, problem):
+    with pytest.raises(ModelError, match=problem) as caught:
+        load_registry(write(tmp_path, f'[models.odd]\npath = "{tiny_gguf}"\n{setting}\n'))
+    assert "[models.odd]" in caught.value.message

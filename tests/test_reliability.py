@@ -158,8 +158,8 @@ def test_cache_entries_of_another_schema_version_are_never_served(tiny_registry,
     run("run", "--feed", str(HF_FEED), "--limit", "1", "--cache-dir", str(cache))
     with diskcache.Cache(str(cache)) as store:
         (key,) = list(store.iterkeys())
-        entry = store[key]
-        store[key] = {**entry, "schema": 0, "review": {"old": "shape"}}
+        entry = json.loads(store[key])  # entries are JSON text
+        store[key] = json.dumps({**entry, "schema": 0, "review": {"old": "shape"}})
     result = run("run", "--feed", str(HF_FEED), "--limit", "1", "--cache-dir", str(cache))
     assert "1 generated, 0 from cache" in result.stderr
 
@@ -171,7 +171,7 @@ def test_cache_stats_prune_and_clear(tiny_registry, tmp_path):
     assert "reviews  3" in stats and "model    tiny: 3" in stats
     with diskcache.Cache(str(cache)) as store:
         key = next(iter(store.iterkeys()))
-        store[key] = {**store[key], "created": time.time() - 40 * 86400}
+        store[key] = json.dumps({**json.loads(store[key]), "created": time.time() - 40 * 86400})
     assert "Removed 1 cached reviews older than 30d" in run("cache", "prune", "--older-than", "30d",
                                                              "--cache-dir", str(cache)).stderr
     assert "Removed 2 cached reviews" in run("cache", "clear", "--cache-dir", str(cache)).stderr

@@ -61,7 +61,7 @@ def test_digest_through_a_server_keeps_feed_order_and_caches(server, tmp_path, m
     titles = [p.title for p in load_feeds([str(HF_FEED)]).papers[:4]]
     positions = [text.index(f"## {title}") for title in titles]
     assert positions == sorted(positions)  # feed order, whichever request finished first
-    assert text.count("### 1. 介绍本文的主要工作") == 4 and "⚠️" not in text
+    assert text.count("### 1. 介绍本文的主要工作") == 4 and "生成失败" not in text  # flags on random text are fine
     assert "4 generated, 0 from cache" in first.output
 
     again = CliRunner().invoke(main, args)
@@ -168,7 +168,10 @@ def test_json_object_mode_is_sent_as_llama_cpp_python_expects(server):
     # that is why `auto` sends the llama.cpp family our GBNF instead.
     model = served(server.url, structured_output="json_object")
     prompt = load_prompt().messages(load_feeds([str(HF_FEED)]).papers[1])
-    completion = model.complete(prompt, AnswerFormat("root ::= unused", REVIEW_SCHEMA), seed=42)
+    # llama-cpp-python's own converter is what turns the schema into a grammar here, and it cannot take
+    # the prose patterns (the server dies on them): the shape alone shows how the request is sent.
+    shape = json.loads(json.dumps(REVIEW_SCHEMA).replace('"pattern"', '"x-pattern"'))
+    completion = model.complete(prompt, AnswerFormat("root ::= unused", shape), seed=42)
     assert completion.text.startswith("{") and completion.completion_tokens > 0
 
 

@@ -10,15 +10,20 @@ import json
 
 from localdigest.review.schema import PROSE_BY_PATTERN, SENTENCE_END
 
-CHAR_RULE = r'char ::= [^"\\\x00-\x1F\x7F] | "\\" ["\\/]'
+# Never in a string: control characters (C0, DEL, C1), the Unicode line separators, which would
+# become Markdown structure, and surrogates (invalid UTF-8 that decoding drops); never first:
+# anything Python's str.strip() removes (validation would find an empty field).
+CONTROL = r"\x00-\x1F\x7F-\x9F\u2028\u2029\uD800-\uDFFF"
+SPACE = r"\x20\xA0\u1680\u2000-\u200A\u202F\u205F\u3000\uFEFF"
+CHAR_RULE = f'char ::= [^"\\\\{CONTROL}] | "\\\\" ["\\\\/]'
 # A string starts with a visible character, so a "blank" answer cannot be generated at all.
-FIRST_CHAR_RULE = r'first-char ::= [^"\\\x00-\x20\x7F] | "\\" ["\\/]'
+FIRST_CHAR_RULE = f'first-char ::= [^"\\\\{CONTROL}{SPACE}] | "\\\\" ["\\\\/]'
 SPACE_RULE = 'sp ::= " "?'
 CJK_RULE = r"cjk ::= [\u4e00-\u9fff]"
 END_RULE = f"sentence-end ::= [{SENTENCE_END}]"
 # Inside a sentence: any string character but a sentence mark.
-SENTENCE_CHAR_RULE = f'sentence-char ::= [^"\\\\\\x00-\\x1F\\x7F{SENTENCE_END}] | "\\\\" ["\\\\/]'
-PROSE_FIRST_RULE = f'prose-first ::= [^"\\\\\\x00-\\x20\\x7F{SENTENCE_END}]'
+SENTENCE_CHAR_RULE = f'sentence-char ::= [^"\\\\{CONTROL}{SENTENCE_END}] | "\\\\" ["\\\\/]'
+PROSE_FIRST_RULE = f'prose-first ::= [^"\\\\{CONTROL}{SPACE}{SENTENCE_END}]'
 
 
 def schema_to_gbnf(schema: dict) -> str:

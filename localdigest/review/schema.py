@@ -44,7 +44,7 @@ class ProseShape:
 PROSE = {"main_work": ProseShape(3, 130, chinese_start=True), "highlights": ProseShape(3, 110),
          "reason": ProseShape(1, 90)}
 PROSE_BY_PATTERN = {shape.pattern: shape for shape in PROSE.values()}
-CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
