@@ -130,8 +130,11 @@ def _text(data: object, name: str, where: str = "", limit: int = 0) -> str:
     value = _field(data, name, str, where).strip()
     if not value:
         raise ReviewInvalid(f"{label}: empty")
-    if limit and len(value) > limit:
-        raise ReviewInvalid(f"{label}: {len(value)} characters, more than {limit}")
+    # Bytes a model wrote that are not UTF-8 decode as one U+FFFD each, where the grammar counted the
+    # whole sequence as one character: they do not count against the limit.
+    length = len(value) - value.count("\ufffd")
+    if limit and length > limit:
+        raise ReviewInvalid(f"{label}: {length} characters, more than {limit}")
     if CONTROL.search(value):
         raise ReviewInvalid(f"{label}: contains a control character or line break")
     return value
