@@ -6,9 +6,9 @@ import unicodedata
 from collections import Counter
 
 from localdigest.bench.references import ReferenceReview
+from localdigest.review.checks import cjk_share  # one definition: the checks and the bench agree
 from localdigest.review.schema import SCORE_DIMENSIONS, Review
 
-CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def normalise_keyword(text: str) -> str:
@@ -48,12 +48,6 @@ def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> 
     if p + r == 0:
         return 0.0
     return 100 * (1 + beta**2) * p * r / (beta**2 * p + r)
-
-
-def cjk_share(text: str) -> float:
-    """Share of CJK characters among the non-space, non-punctuation characters."""
-    chars = [c for c in text if not c.isspace() and unicodedata.category(c)[0] not in "PS"]
-    return sum(bool(CJK.match(c)) for c in chars) / len(chars) if chars else 0.0
 
 
 def copy_rate(text: str, sources: list[str], n: int = 8) -> float:

@@ -19,8 +19,7 @@ from localdigest.bench.references import ReferenceReview
 from localdigest.llm.base import ReviewModel
 from localdigest.output.files import write_atomic
 from localdigest.review.cache import ReviewCache
-from localdigest.review import checks
-from localdigest.review.pipeline import make_digest, worked_examples
+from localdigest.review.pipeline import check_review, make_digest, worked_examples
 from localdigest.review.prompts import PromptTemplate
 from localdigest.review.schema import SCORE_DIMENSIONS
 from localdigest.sources.papers import Paper
@@ -132,8 +131,7 @@ def _reader_checks(reviewed, prompt: PromptTemplate) -> dict[str, float]:
     if not reviewed:
         return {}
     examples = worked_examples(prompt)
-    found = [[p.text for p in checks.problems(r.review, examples, f"{r.paper.title}\n{r.paper.abstract}")]
-             for r in reviewed]
+    found = [[p.text for p in check_review(r.paper, r.review, examples)] for r in reviewed]
 
     def share(words: str) -> float:
         return sum(any(words in text for text in texts) for texts in found) / len(reviewed)

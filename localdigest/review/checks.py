@@ -69,9 +69,9 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
     for name, text in prose.items():
         if cut_off(text, PROSE["reason" if name.endswith("reason") else name]):
             found.append(Problem(f"{name} is cut off", f"{name} 的句子太长，被截断了。请写得更短，用完整的句子并以句号结尾。"))
-    if len({_norm(k.en) for k in review.keywords}) < len(review.keywords) \
-            or len({_norm(k.zh) for k in review.keywords}) < len(review.keywords):
-        severe = len({_norm(k.en) for k in review.keywords}) == 1
+    distinct_en = len({_norm(k.en) for k in review.keywords})
+    if distinct_en < len(review.keywords) or len({_norm(k.zh) for k in review.keywords}) < len(review.keywords):
+        severe = distinct_en == 1
         found.append(Problem("all five keywords are the same" if severe else "duplicate keywords",
                              "关键词有重复。请给出 5 个不同的核心关键词。", severe=severe))
     if overlap(review.highlights, review.main_work) >= MAX_OVERLAP:

@@ -66,7 +66,7 @@ class Reviewer:
                            "checks": quality.CHECKS_VERSION})
 
     def check(self, paper: Paper, review: Review) -> list[quality.Problem]:
-        return quality.problems(review, self._examples, f"{paper.title}\n{paper.abstract}")
+        return check_review(paper, review, self._examples)
 
     def review(self, paper: Paper, on_start: Callable[[Paper], None] | None = None,
                on_token: Callable[[], None] | None = None) -> PaperResult:
@@ -235,6 +235,11 @@ class Reviewer:
         messages = self.prompt.messages(replace(paper, abstract=shortened.rstrip() + " …"))
         return messages, (f"abstract trimmed to {keep} of {abstract_tokens} tokens to fit the "
                           f"{self.model.n_ctx}-token context; raise {option('ctx')} to keep it whole")
+
+
+def check_review(paper: Paper, review: Review, examples: list[quality.Example]) -> list[quality.Problem]:
+    """The checks on a review of this paper: its own title and abstract may share text with an example."""
+    return quality.problems(review, examples, f"{paper.title}\n{paper.abstract}")
 
 
 def worked_examples(prompt: PromptTemplate) -> list[quality.Example]:
