@@ -35,6 +35,12 @@ class DigestProgress:
 
         self._bar().update(self._task, description=escape(paper.title[:40]))
 
+    def waiting_on(self, what: str) -> None:
+        """Parallel requests have no one current paper: say what the run is waiting for instead."""
+        from rich.markup import escape
+
+        self._bar().update(self._task, description=escape(what))
+
     def token(self) -> None:
         self._tokens += 1
         now = time.perf_counter()

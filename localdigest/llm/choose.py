@@ -17,9 +17,10 @@ def served_spec(registry: Registry, url: str, model: str | None) -> ModelSpec:
 
 def open_model(spec: ModelSpec, *, api_key: str | None = None, threads: int | None = None,
                n_ctx: int | None = None, gpu_layers: int = 0, batch_size: int = 1, parallel: int = 1,
-               offline: bool = False, progress=None):
+               timeout: float | None = None, offline: bool = False, progress=None):
     """A LocalModel for GGUF entries, a ServerModel for `server` entries; neither loads anything yet.
-    offline: refuse a server that is not on this machine. progress(bytes done, bytes in all) reports
+    offline: refuse a server that is not on this machine. timeout: a server's answer to one paper,
+    retries included (None: the entry's `timeout`, else 600 s). progress(bytes done, bytes in all) reports
     a model being assembled from its chunk packages (the first run after installing them)."""
     source = spec.source
     if "server" not in source:
@@ -45,4 +46,4 @@ def open_model(spec: ModelSpec, *, api_key: str | None = None, threads: int | No
                              f"export {source['api_key_env']}=KEY (the server's API key), or pass {option('api_key')}")
     return ServerModel(spec, url, api_key=api_key, served_model=source.get("served_model"),
                        structured_output=source.get("structured_output", "auto"),
-                       timeout=source.get("timeout", 600.0), retries=source.get("retries", 4), parallel=parallel)
+                       timeout=timeout or source.get("timeout", 600.0), retries=source.get("retries", 4), parallel=parallel)

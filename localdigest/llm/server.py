@@ -19,7 +19,9 @@ import httpx
 
 from localdigest.errors import ModelError, PromptRejected, option
 from localdigest.llm.base import AnswerFormat, Completion, GenerationSettings, as_format
+from localdigest.llm.chat_formats import defuse
 from localdigest.llm.registry import STRUCTURED_MODES, ModelSpec
+from localdigest.net import TooLarge, read_bounded
 
 # How each server family takes schema-constrained output. The llama.cpp family gets our own
 # GBNF (it forbids raw control characters, which their JSON-schema converters let through).
@@ -27,6 +29,7 @@ GRAMMAR_SERVERS = {"me", "llamacpp"}  # /v1/models owned_by of llama_cpp.server 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 # Fields that change between identical deployments (timestamps, random permission ids).
 VOLATILE_MODEL_FIELDS = {"created", "permission", "permissions", "status"}
+MAX_ANSWER_BYTES = 8 * 2**20  # one review is a few kB; a bigger answer is a broken or hostile server
 
 
 class ServerError(ModelError):
@@ -35,8 +38,12 @@ class ServerError(ModelError):
 
 def normalize_url(url: str) -> str:
     """The API base: 'http://host:8080' and 'http://host:8080/' become 'http://host:8080/v1'."""
-    parts = urllib.parse.urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:  # 'http://[::1' (an unclosed IPv6 bracket) or a port that is not a number
+        valid = False
+    if not valid:
         raise ServerError(f"{option('server')} '{url}' is not an http(s) URL", "write it as http://HOST:PORT (e.g. "
                           "http://127.0.0.1:8080)")
     path = parts.path.rstrip("/") or "/v1"
@@ -59,6 +66,8 @@ class ServerModel:
     def __init__(self, spec: ModelSpec, url: str, api_key: str | None = None, served_model: str | None = None,
                  structured_output: str = "auto", timeout: float = 600.0, retries: int = 4, backoff: float = 1.0,
                  parallel: int = 1):
+        """timeout: seconds one paper may wait for its answer in all, retries included; a server that
+        trickles bytes or hangs is given up on then."""
         if structured_output not in STRUCTURED_MODES:
             raise ModelError(f"model '{spec.name}': unknown structured_output '{structured_output}'",
                              f"use one of: {', '.join(STRUCTURED_MODES)}")
@@ -73,7 +82,8 @@ class ServerModel:
         self.batch_size = 1  # requests are one paper each; --parallel overlaps them
         self.loaded = True  # nothing to load here; kept for the LocalModel interface
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0),
+        self.timeout = timeout
+        self._client = httpx.Client(headers=headers,
                                     limits=httpx.Limits(max_connections=max(parallel, 1) + 2))
         self._lock = threading.Lock()
         self._model_entry: dict | None = None
@@ -96,7 +106,9 @@ class ServerModel:
         params = self.generation
         body = {
             "model": self.model_id(),
-            "messages": messages,
+            # The server renders its chat template and tokenizes it with special tokens on: a paper
+            # that spells "<|im_end|>" must not close its turn there either.
+            "messages": [{**m, "content": defuse(m["content"])} for m in messages],
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_tokens,
@@ -117,11 +129,13 @@ class ServerModel:
         try:
             text = answer["choices"][0]["message"]["content"] or ""
             usage = answer.get("usage") or {}
-        except (KeyError, IndexError, TypeError):
+            if not isinstance(text, str) or not isinstance(usage, dict):
+                raise TypeError
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise ServerError(f"server {self.url} sent an answer without choices[0].message.content",
                               "check that it is an OpenAI-compatible chat completions server") from None
-        return Completion(text=text, prompt_tokens=usage.get("prompt_tokens", 0),
-                          completion_tokens=usage.get("completion_tokens", 0),
+        return Completion(text=text, prompt_tokens=_count(usage.get("prompt_tokens")),
+                          completion_tokens=_count(usage.get("completion_tokens")),
                           seconds=time.perf_counter() - started)
 
     def complete_many(self, conversations: list[list[dict]], answer_format: AnswerFormat | str, seed: int,
@@ -143,8 +157,9 @@ class ServerModel:
                 self._model_entry = self._find_model(self._request("GET", "/models", None))
             return self._model_entry
 
-    def _find_model(self, listing: dict) -> dict:
-        entries = [e for e in (listing.get("data") or []) if isinstance(e, dict) and "id" in e]
+    def _find_model(self, listing) -> dict:
+        data = listing.get("data") if isinstance(listing, dict) else None
+        entries = [e for e in (data if isinstance(data, list) else []) if isinstance(e, dict) and isinstance(e.get("id"), str)]
         ids = [e["id"] for e in entries]
         if self.served_model is None:
             if len(entries) == 1:
@@ -158,45 +173,54 @@ class ServerModel:
                           f"it serves: {', '.join(ids) or 'nothing'}")
 
     def _request(self, method: str, path: str, body: dict | None) -> dict:
-        """One request, retried with exponential backoff on connection errors, timeouts and 5xx/429."""
+        """One request, retried with exponential backoff on connection errors, timeouts and 5xx/429,
+        all within `timeout` seconds from now: the wait for one answer has an end."""
         url = self.url + path
-        problem, retry_after = "", None
+        deadline = time.monotonic() + self.timeout
+        problem, retry_after, tries = "", None, 0
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self._delay(attempt, retry_after))
+                delay = self._delay(attempt, retry_after)
+                if time.monotonic() + delay >= deadline:
+                    break
+                time.sleep(delay)
                 retry_after = None
+            tries += 1
             try:
-                response = self._client.request(method, url, json=body)
+                status, headers, content = read_bounded(self._client, method, url, json=body, deadline=deadline,
+                                                        max_bytes=MAX_ANSWER_BYTES)
+            except TooLarge:
+                raise ServerError(f"server {self.url} sent more than {MAX_ANSWER_BYTES // 2**20} MB for {method} {path}",
+                                  "check that it is an OpenAI-compatible server") from None
             except httpx.TimeoutException:
-                problem = f"no answer within {self._client.timeout.read:.0f} s"
-                continue
+                problem = f"no complete answer within {self.timeout:g} s ({option('timeout')})"
+                break  # the time is spent: a retry would only wait again
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 continue
-            if response.status_code < 400:
+            if status < 400:
                 try:
-                    return response.json()
-                except ValueError:
+                    return json.loads(content)
+                except (ValueError, RecursionError):
                     raise ServerError(f"server {self.url} answered {method} {path} with something that is not JSON",
                                       f"check that {option('server')} points at the OpenAI-compatible API") from None
-            message = _error_message(response)
-            if response.status_code in (401, 403):
-                raise ServerError(f"server {self.url} refused {method} {path} (HTTP {response.status_code}: {message})",
+            message = _error_message(content, status)
+            if status in (401, 403):
+                raise ServerError(f"server {self.url} refused {method} {path} (HTTP {status}: {message})",
                                   f"pass the right key with {option('api_key')} or LOCALDIGEST_API_KEY")
             if "response_format" in message or "grammar" in message:
                 raise ServerError(f"server {self.url} does not take this structured output request "
-                                  f"(HTTP {response.status_code}: {message})",
+                                  f"(HTTP {status}: {message})",
                                   "set structured_output in the model's models.toml entry to grammar, json_schema "
                                   "or json_object, whichever the server supports")
-            if response.status_code in (400, 413, 422) and method == "POST":
-                raise PromptRejected(f"server {self.url} rejected the prompt (HTTP {response.status_code}: {message})",
+            if status in (400, 413, 422) and method == "POST":
+                raise PromptRejected(f"server {self.url} rejected the prompt (HTTP {status}: {message})",
                                      "serve the model with a longer context, or use a shorter prompt template")
-            if response.status_code not in RETRYABLE_STATUS:
-                raise ServerError(f"server {self.url} rejected {method} {path} (HTTP {response.status_code}: {message})",
+            if status not in RETRYABLE_STATUS:
+                raise ServerError(f"server {self.url} rejected {method} {path} (HTTP {status}: {message})",
                                   "check the server's log; the request is not worth retrying")
-            problem = f"HTTP {response.status_code}: {message}"
-            retry_after = response.headers.get("retry-after")
-        tries = self.retries + 1
+            problem = f"HTTP {status}: {message}"
+            retry_after = headers.get("retry-after")
         raise ServerError(f"server {self.url} gave no answer to {method} {path} after {tries} "
                           f"{'try' if tries == 1 else 'tries'}: {problem}",
                           "check that the server is running; finished reviews are cached, rerun to go on")
@@ -215,11 +239,19 @@ def _response_format(mode: str, schema: dict) -> dict:
                                 "json_schema": {"name": "review", "strict": True, "schema": schema}}}
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(content: bytes, status: int) -> str:
+    text = content[:4096].decode("utf-8", errors="replace")
     try:
-        body = response.json()
-        error = body.get("error") or body.get("detail") or response.text  # OpenAI style, FastAPI style
+        body = json.loads(text)
+        error = body.get("error") or body.get("detail") or text  # OpenAI style, FastAPI style
         message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
-    except (ValueError, AttributeError):
-        message = response.text
-    return " ".join(message.split())[:300] or response.reason_phrase
+    except (ValueError, AttributeError, RecursionError):
+        message = text
+    # Server text is data: no control characters (ANSI escapes) reach the terminal.
+    message = "".join(ch if ch.isprintable() else " " for ch in message)
+    return " ".join(message.split())[:300] or f"HTTP {status}"
+
+
+def _count(value) -> int:
+    """A token count from the server's `usage`, which may be missing or anything."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

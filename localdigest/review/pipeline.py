@@ -4,6 +4,7 @@
 papers through it, so the bench measures exactly what a user runs.
 """
 
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -94,16 +95,7 @@ class Reviewer:
             for index, paper in enumerate(papers):
                 yield index, self.review(paper, on_start=on_start, on_token=on_token)
             return
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="review") as pool:
-            futures = {pool.submit(self.review, paper): index for index, paper in enumerate(papers)}
-            try:
-                for future in as_completed(futures):
-                    yield futures[future], future.result()
-            finally:
-                for future in futures:
-                    future.cancel()
+        yield from _in_threads(self.review, papers, parallel)
 
     def _review_in_batches(self, papers, batch_size, on_start, on_token) -> Iterator[tuple[int, PaperResult]]:
         waiting: list[int] = []
@@ -251,6 +243,56 @@ def worked_examples(prompt: PromptTemplate) -> list[quality.Example]:
         except ReviewInvalid:
             continue
     return examples
+
+
+def _in_threads(review: Callable[[Paper], PaperResult], papers: list[Paper],
+                workers: int) -> Iterator[tuple[int, PaperResult]]:
+    """review(paper) for every paper on `workers` threads, yielding (index, result) as each finishes.
+
+    Daemon threads rather than a ThreadPoolExecutor, whose threads Python joins at exit: Ctrl-C
+    must end the run at once even while a hung server holds every worker (the finished reviews
+    are already cached). Any other error stops new papers, lets those in flight finish, then
+    propagates.
+    """
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for item in enumerate(papers):
+        todo.put(item)
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                index, paper = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((index, review(paper), None))
+            except BaseException as exc:  # handed to the caller's thread, which decides
+                done.put((index, None, exc))
+
+    threads = [threading.Thread(target=work, name=f"review-{n}", daemon=True) for n in range(min(workers, len(papers)))]
+    for thread in threads:
+        thread.start()
+    failure = None
+    try:
+        for _ in papers:
+            while True:
+                try:  # a timed wait, so the main thread sees Ctrl-C within a fraction of a second
+                    index, result, exc = done.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    if failure is not None and not any(t.is_alive() for t in threads) and done.empty():
+                        raise failure
+            if exc is not None:
+                stop.set()
+                failure = failure or exc
+                continue
+            yield index, result
+        if failure is not None:
+            raise failure
+    finally:
+        stop.set()  # Ctrl-C or a closed generator: no new papers; daemon threads die with the process
 
 
 def _badness(found: list[quality.Problem]) -> tuple[int, int]:

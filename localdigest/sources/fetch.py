@@ -3,13 +3,15 @@
 import json
 import os
 import re
+import time
 import urllib.parse
 from pathlib import Path
 
 from localdigest import paths
 from localdigest.errors import FeedError, option
+from localdigest.net import TooLarge, read_bounded
 
-TIMEOUT_SECONDS = 30
+TIMEOUT_SECONDS = 60  # for a whole feed (all pages of a day), not for each read
 MAX_BYTES = 32 * 1024 * 1024  # a day of arXiv cs.* RSS is a few MB; 32 MB is no feed
 HF_PAGE_SIZE = 100
 HF_MAX_PAGES = 20
@@ -34,69 +36,89 @@ def saved_copy_path(name: str) -> Path:
     return paths.data_dir() / "feeds" / name
 
 
-def fetch_url(url: str, offline: bool = False) -> tuple[bytes, Path]:
-    """The body of a feed URL, also saved under the data folder; returns (body, saved path)."""
-    import urllib.error
-    import urllib.request  # with http.client: 12 ms that runs from files never need
-
+def fetch_url(url: str, offline: bool = False, timeout: float | None = None) -> tuple[bytes, Path | None]:
+    """The body of a feed URL, also saved under the data folder; returns (body, saved path, or
+    None when the copy could not be saved)."""
     saved = saved_copy_path(_slug(url))
     if offline:
         raise _offline_error(url, saved)
-    request = urllib.request.Request(url, headers={"User-Agent": "localdigest"})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            body = response.read(MAX_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise FeedError(f"{url}: the server answered HTTP {exc.code}", "check the URL") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise _unreachable_error(url, reason, saved) from None
-    check_size(url, len(body))
-    _save(saved, body)
-    return body, saved
+    body = _get(url, {}, saved, timeout or TIMEOUT_SECONDS)
+    return body, _save(saved, body)
 
 
-def fetch_hf_daily(date: str, offline: bool = False) -> tuple[bytes, Path]:
-    """Hugging Face daily papers for a UTC submission date, as the API's JSON list.
+def fetch_hf_daily(date: str, offline: bool = False, timeout: float | None = None) -> tuple[bytes, Path | None]:
+    """Hugging Face daily papers for a UTC submission date, as the API's JSON list, page by page.
 
-    huggingface-hub's list_daily_papers parses the answer into objects; the same endpoint
-    is read here through huggingface-hub's HTTP session so the raw JSON can be kept.
+    Only a parsed, non-empty list replaces the saved copy of the day: an error object, an HTML
+    page or an empty day never overwrites a good copy (b"[]" is returned for an empty day).
     """
     saved = saved_copy_path(f"hf-daily-papers-{date}.json")
     if offline:
         raise _offline_error(f"Hugging Face daily papers for {date}", saved)
-    from huggingface_hub.utils import get_session
-
     url = f"{paths.hub_endpoint()}/api/daily_papers"
+    timeout = timeout or TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout
     items: list = []
-    try:
-        for page in range(HF_MAX_PAGES):
-            response = get_session().get(url, params={"date": date, "limit": HF_PAGE_SIZE, "p": page},
-                                         timeout=TIMEOUT_SECONDS)
-            if response.status_code != 200:
-                raise FeedError(f"{url}?date={date}: the server answered HTTP {response.status_code}",
-                                f"check {option('date')} (YYYY-MM-DD, not in the future)")
-            batch = response.json()
-            items.extend(batch)
-            if len(batch) < HF_PAGE_SIZE:
-                break
-    except FeedError:
-        raise
-    except Exception as exc:  # the HTTP client's connection errors differ between huggingface-hub versions
-        raise _unreachable_error(url, exc, saved) from None
+    for page in range(HF_MAX_PAGES):
+        body = _get(url, {"date": date, "limit": HF_PAGE_SIZE, "p": page}, saved, timeout, deadline)
+        try:
+            batch = json.loads(body)
+        except (ValueError, RecursionError):
+            kind = "an HTML page" if body.lstrip()[:1] == b"<" else "something that is not JSON"
+            raise FeedError(f"{url}?date={date}: Hugging Face answered with {kind}",
+                            "a proxy or captive portal may be in the way; " + _replay_hint(saved)) from None
+        if not isinstance(batch, list):
+            detail = batch.get("error") if isinstance(batch, dict) else None
+            raise FeedError(f"{url}?date={date}: Hugging Face answered with an error"
+                            + (f" ({_printable(str(detail))[:200]})" if detail else " instead of a list of papers"),
+                            f"check {option('date')} (YYYY-MM-DD, not in the future); " + _replay_hint(saved))
+        items.extend(batch)
+        if len(batch) < HF_PAGE_SIZE:
+            break
+    if not items:
+        return b"[]", None
     body = json.dumps(items, ensure_ascii=False, indent=1).encode("utf-8")
-    _save(saved, body)
-    return body, saved
+    return body, _save(saved, body)
 
 
-def _save(path: Path, body: bytes) -> None:
+def _get(url: str, params: dict, saved: Path, timeout: float, deadline: float | None = None) -> bytes:
+    """One GET, bounded in time (`timeout` s from now, or the shared `deadline` of several) and
+    size (localdigest.net); HTTP errors and unreachable hosts become FeedErrors."""
+    import httpx
+
+    try:
+        with httpx.Client(headers={"User-Agent": "localdigest"}, follow_redirects=True) as client:
+            status, _headers, body = read_bounded(client, "GET", url, params=params, max_bytes=MAX_BYTES,
+                                                  deadline=deadline or time.monotonic() + timeout)
+    except TooLarge:
+        check_size(url, MAX_BYTES + 1)
+    except httpx.TimeoutException:
+        raise FeedError(f"{url}: no complete answer within {timeout:g} s", _replay_hint(saved)) from None
+    except (httpx.HTTPError, OSError) as exc:
+        raise _unreachable_error(url, exc, saved) from None
+    if status != 200:
+        raise FeedError(f"{url}: the server answered HTTP {status}", "check the URL; " + _replay_hint(saved))
+    return body
+
+
+def _save(path: Path, body: bytes) -> Path | None:
+    """Keep a copy for offline replay (atomically: a reader never sees half of one); None if that failed."""
+    temp = path.with_name(path.name + ".partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(path.name + ".partial")
         temp.write_bytes(body)
         temp.replace(path)
+        return path
     except OSError:
-        pass  # a copy for later replay is a convenience; the digest does not depend on it
+        try:
+            temp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return None  # a copy for later replay is a convenience; the digest does not depend on it
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def _slug(url: str) -> str:
@@ -105,12 +127,16 @@ def _slug(url: str) -> str:
     return name[:150] + ".feed"
 
 
+def _replay_hint(saved: Path) -> str:
+    return f"replay the saved copy with {option('feed')} {saved}" if saved.is_file() else \
+        "save the feed on a connected machine and pass the file"
+
+
 def _offline_error(what: str, saved: Path) -> FeedError:
-    replay = f"replay the saved copy with {option('feed')} {saved}" if saved.is_file() else "pass a saved feed file instead"
-    return FeedError(f"{what}: offline mode is on, not fetching", replay)
+    return FeedError(f"{what}: offline mode is on, not fetching", _replay_hint(saved))
 
 
 def _unreachable_error(url: str, reason, saved: Path) -> FeedError:
-    replay = f"replay the saved copy with {option('feed')} {saved}" if saved.is_file() else \
-        "you may be offline: save the feed on a connected machine and pass the file"
-    return FeedError(f"cannot reach {urllib.parse.urlsplit(url).netloc or url}: {reason}", replay)
+    return FeedError(f"cannot reach {urllib.parse.urlsplit(url).netloc or url}: {_printable(str(reason))}",
+                     _replay_hint(saved) if saved.is_file() else
+                     "you may be offline: save the feed on a connected machine and pass the file")
