@@ -26,7 +26,7 @@ from localdigest.errors import LocaldigestError
               help="Rewrite --out after every paper, so an interrupted or failing run leaves the digest so far.")
 @debug_option
 def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_format, model, prompt, cache_dir,
-        no_cache, threads, gpu_layers, ctx, batch_size, server, api_key, parallel, partial, debug):
+        no_cache, threads, gpu_layers, ctx, batch_size, server, api_key, parallel, timeout, partial, debug):
     """Review the papers in the feeds and write the digest."""
     from localdigest.cli.progress import DigestProgress
     from localdigest.output.files import check_writable, write_atomic
@@ -41,7 +41,8 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
     papers = load_papers(feeds, date, limit, min_upvotes, include_replaced, offline)
     template = load_prompt(prompt)
     engine = open_engine(model, server=server, api_key=api_key, threads=threads, ctx=ctx, gpu_layers=gpu_layers,
-                         batch_size=batch_size, parallel=parallel, offline=offline)
+                         batch_size=batch_size, parallel=parallel, timeout=timeout, offline=offline,
+                         papers=len(papers))
     cache = None if no_cache else open_cache(cache_dir)
 
     info = DigestInfo(date=date, model=engine.describe(), prompt=template.name, server=engine.url)
@@ -52,10 +53,13 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
             for problem in filter(None, (result.warning, result.error)):
                 progress.log(warn(f"{result.paper.arxiv_id} ({result.paper.title[:50]}): {problem}"))
             progress.finish_paper(0 if result.cached or not result.cost else result.cost["completion_tokens"])
-            if partial:
+            if partial and any(r is not None and r.review is not None for r in results):
+                # only once a paper succeeded: a run that fails throughout leaves the old digest
                 so_far = [r or PaperResult(p, None, error=PENDING) for p, r in zip(papers, results)]
                 write_atomic(Path(out), render(info, so_far))
 
+        if parallel > 1:
+            progress.waiting_on(f"{parallel} at a time, {engine.url}")
         digest = make_digest(papers, model=engine, prompt=template, cache=cache, parallel=parallel,
                              on_start=progress.start_paper if parallel == 1 else None, on_token=progress.token,
                              on_result=on_result)
@@ -66,6 +70,9 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
     speed = stats.completion_tokens / seconds if seconds else 0
     say(f"{len(papers)} papers: {stats.generated} generated, {stats.cached} from cache, {stats.failed} failed"
         + (f"; {stats.completion_tokens} tokens at {speed:.1f} tok/s" if stats.completion_tokens else ""))
+    if stats.failed == len(papers):  # before writing: a digest of nothing but ⚠️ must not replace a good one
+        raise LocaldigestError("no paper could be reviewed" + ("; the existing digest was left as it was" if out != "-" else ""),
+                               "see the warnings above; try another --model or --prompt")
     text = render(info, digest.results)
     if out == "-":
         if output_format == "markdown" and sys.stdout.isatty():
@@ -78,5 +85,3 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
     else:
         write_atomic(Path(out), text)
         say(f"Wrote {out}")
-    if stats.failed == len(papers):
-        raise LocaldigestError("no paper could be reviewed", "see the warnings above; try another --model or --prompt")

@@ -1,12 +1,18 @@
 """Turning reviewed papers into the Markdown digest or JSON."""
 
 import json
+import re
 from dataclasses import dataclass
 
 from localdigest.review.pipeline import PaperResult
 from localdigest.review.schema import SCORE_DIMENSIONS
 
 PENDING = "pending"  # the error text of a paper a --partial digest has not reached yet
+# Text from feeds, models and servers is data: in the digest it must read as the text it is,
+# never as Markdown or HTML (a title "<script>…" or "[link](http://evil…)" stays literal).
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~!&$])")
+LINE_START = re.compile(r"^(\s*)([-+=>])|^(\s*\d+)([.)])")  # list items (- 1. 1\)), quotes, setext underlines
+BARE_LINK = re.compile(r"(?i)(?<=[a-z])(://)|\b(www)(\.)")  # what GitHub-style renderers turn into links
 
 
 @dataclass(frozen=True)
@@ -19,7 +25,7 @@ class DigestInfo:
 
 def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
     lines = [
-        f"# 【{info.date}】Huggingface 每日论文速览",
+        f"# 【{text(info.date)}】Huggingface 每日论文速览",
         "",
         f"- [Huggingface Daily Papers {info.date}](https://huggingface.co/papers?date={info.date}) "
         f"共推荐 {len(results)} 篇论文。",
@@ -29,9 +35,9 @@ def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
         "> - 本文对 Huggingface Daily Papers 推荐的论文从：主要工作、主要亮点、关键词和评估四个方面进行速览。",
         ">",
         "> - 论文的速览内容基于论文的摘要，"
-        + (f"使用推理服务器 {info.server} 上的模型 {info.model}" if info.server
-           else f"使用本地模型 {info.model}（llama.cpp，离线运行）") +
-        f"与提示词模板 {info.prompt} 进行内容生成，然后使用程序将内容整合，并以 Markdown 文本呈现。",
+        + (f"使用推理服务器 {code(info.server)} 上的模型 {text(info.model)}" if info.server
+           else f"使用本地模型 {text(info.model)}（llama.cpp，离线运行）") +
+        f"与提示词模板 {text(info.prompt)} 进行内容生成，然后使用程序将内容整合，并以 Markdown 文本呈现。",
         "",
     ]
     for result in results:
@@ -39,25 +45,43 @@ def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
     return "\n".join(lines)
 
 
+def text(value: str) -> str:
+    """`value` as literal Markdown text on one line: every character that could start markup is
+    backslash-escaped (CommonMark allows this for any ASCII punctuation), newlines become spaces."""
+    value = " ".join(value.split())
+    value = MARKDOWN_SPECIAL.sub(r"\\\1", value)
+    value = BARE_LINK.sub(lambda m: "\\://" if m.group(1) else f"{m.group(2)}\\.", value)
+    return LINE_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}" if m.group(2) else f"{m.group(3)}\\{m.group(4)}",
+                          value)
+
+
+def code(value: str) -> str:
+    """`value` as an inline code span that no backtick in it can close early."""
+    value = " ".join(value.split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", value)), default=0) + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") or not value.strip() else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
 def _paper_section(result: PaperResult) -> list[str]:
     paper, review = result.paper, result.review
-    lines = [f"## {paper.title}", ""]
+    lines = [f"## {text(paper.title)}", ""]
     if review is None and result.error == PENDING:
         lines += ["> ⏳ 本文速览尚未生成（--partial 摘要，运行仍在进行或已中断）", ""]
     elif review is None:
-        lines += [f"> ⚠️ 本文速览生成失败：{result.error}", ""]
+        lines += [f"> ⚠️ 本文速览生成失败：{text(result.error)}", ""]
     else:
-        lines += ["### 1. 介绍本文的主要工作", "", review.main_work, ""]
-        lines += ["### 2. 本文工作的主要亮点", "", review.highlights, ""]
+        lines += ["### 1. 介绍本文的主要工作", "", text(review.main_work), ""]
+        lines += ["### 2. 本文工作的主要亮点", "", text(review.highlights), ""]
         lines += ["### 3. 核心关键词", ""]
         for keyword in review.keywords:
-            lines += [f"- `{keyword.en}` (`{keyword.zh}`)", ""]
+            lines += [f"- {code(keyword.en)} ({code(keyword.zh)})", ""]
         lines += ["### 4. 评分", ""]
         for name, label in SCORE_DIMENSIONS.items():
             score = getattr(review, name)
-            lines += [f"- {label}：{score.score:g}/5。 {score.reason}", ""]
+            lines += [f"- {label}：{score.score:g}/5。 {text(score.reason)}", ""]
         if result.flags:  # the checks still found these after the retries: the reader should know
-            lines += [f"> ⚠️ 自动检查提示：{'；'.join(result.flags)}", ""]
+            lines += [f"> ⚠️ 自动检查提示：{text('；'.join(result.flags))}", ""]
     lines += [f"[到 Huggingface 论文主页查看详情]({paper.page_url})", ""]
     return lines
 

@@ -22,6 +22,8 @@ ARXIV_ID = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(v\d+
 ARXIV_RSS_PREFIX = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*Abstract:\s*", re.IGNORECASE)
 # Only tags feeds really put in abstracts: a bare "a<b" in LaTeX must survive.
 HTML_TAG = re.compile(r"</?(?:p|br|i|em|b|strong|sub|sup|a|span|div|ul|ol|li|code|tt)(?:\s[^<>]*)?/?>", re.IGNORECASE)
+ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")  # CSI, OSC, 2-byte
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # C0/C1, bidi overrides
 FEED_SUFFIXES = {".json", ".xml", ".rss", ".atom", ".feed"}
 HF_DAILY = "hf"
 REPLACED = {"replace", "replace-cross"}
@@ -87,14 +89,14 @@ def _load_source(source: str, options: FeedOptions, result: FeedResult) -> list[
         if not options.date:
             raise FeedError(f"{option('feed')} hf needs a day", f"pass {option('date')} YYYY-MM-DD")
         data, saved = fetch.fetch_hf_daily(options.date, options.is_offline())
-        result.notes.append(_replay_note(saved))
+        _note_saved(result, saved)
         if data.strip() == b"[]":
             warnings.append(f"hf:{options.date}: Hugging Face lists no papers that day (weekends are often empty)")
             return []
         return _parse(f"hf:{options.date}", data, options, warnings)
     if fetch.is_url(source):
         data, saved = fetch.fetch_url(source, options.is_offline())
-        result.notes.append(_replay_note(saved))
+        _note_saved(result, saved)
         return _parse(source, data, options, warnings)
     path = Path(source).expanduser()
     if source != "-" and path.is_dir():
@@ -102,15 +104,23 @@ def _load_source(source: str, options: FeedOptions, result: FeedResult) -> list[
         if not files:
             raise FeedError(f"{source}: no feed files in this directory",
                             f"put files ending in {', '.join(sorted(FEED_SUFFIXES))} there")
-        return [paper for file in files for paper in _parse(str(file), _read(str(file)), options, warnings)]
+        papers = []
+        for file in files:  # one broken file in a folder of feeds costs that file, not the folder
+            try:
+                papers += _parse(str(file), _read(str(file)), options, warnings)
+            except FeedError as exc:
+                warnings.append(f"{exc.message}: file skipped ({exc.fix})")
+        return papers
     return _parse(source, _read(source), options, warnings)
 
 
-def _replay_note(saved: Path) -> str:
-    return f"saved a copy of the feed to {saved}; replay it offline with {option('feed')} {saved}"
+def _note_saved(result: FeedResult, saved: Path | None) -> None:
+    if saved is not None:  # only a copy that was really written is announced
+        result.notes.append(f"saved a copy of the feed to {saved}; replay it offline with {option('feed')} {saved}")
 
 
 def _parse(source: str, data: bytes, options: FeedOptions, warnings: list[str]) -> list[Paper]:
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as Windows editors save
     if not data.strip():
         raise FeedError(f"{source}: feed is empty", "check the file, or fetch the feed again")
     if data.lstrip()[:1] in (b"[", b"{"):
@@ -126,7 +136,10 @@ def _read(source: str) -> bytes:
     path = Path(source).expanduser()
     try:
         fetch.check_size(source, path.stat().st_size)  # before reading, so a huge file costs nothing
-        return path.read_bytes()
+        with path.open("rb") as handle:  # and a bounded read: /dev/zero or a FIFO has no size
+            data = handle.read(fetch.MAX_BYTES + 1)
+        fetch.check_size(source, len(data))
+        return data
     except FileNotFoundError:
         raise FeedError(f"{source}: no such file", f"check the path given to {option('feed')}") from None
     except OSError as exc:
@@ -141,31 +154,38 @@ def _papers_from_json(source: str, data: bytes, warnings: list[str]) -> list[Pap
     except json.JSONDecodeError as exc:
         raise FeedError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
                         "re-download the feed or fix the file") from None
+    except RecursionError:
+        raise FeedError(f"{source}: JSON nested too deeply to be a feed", "re-download the feed or fix the file") from None
+    except ValueError:  # Python refuses integers of thousands of digits
+        raise FeedError(f"{source}: invalid JSON: a number too long to be a feed's", "re-download the feed or fix the file") from None
     if isinstance(items, dict):
         items = [items]
     if not isinstance(items, list):
         raise FeedError(f"{source}: expected a JSON list of papers", "give a Hugging Face daily_papers JSON file")
     papers = []
     for i, item in enumerate(items):
-        paper = _paper_from_record(item) if isinstance(item, dict) else None
-        if paper is None:
-            warnings.append(f"{source}: item {i} skipped: no arXiv id, title or abstract")
-        else:
-            papers.append(paper)
+        try:
+            papers.append(_paper_from_record(item))
+        except ValueError as exc:
+            warnings.append(f"{source}: item {i} skipped: {exc}")
     return papers
 
 
-def _paper_from_record(item: dict) -> Paper | None:
+def _paper_from_record(item) -> Paper:
+    """A paper from one JSON item; ValueError naming the field when the item cannot be one."""
+    if not isinstance(item, dict):
+        raise ValueError(f"a {type(item).__name__}, not an object")
     # Hugging Face daily_papers items wrap the paper object; plain paper lists do not.
     record = item.get("paper", item)
     if not isinstance(record, dict):
-        return None
-    match = ARXIV_ID.search(str(record.get("id") or record.get("arxiv_id") or ""))
-    title = _clean(record.get("title") or item.get("title"))
-    abstract = _clean(record.get("summary") or record.get("abstract") or item.get("summary"))
-    if not (match and title and abstract):
-        return None
-    authors = (_clean(a.get("name") if isinstance(a, dict) else a) for a in record.get("authors") or [])
+        raise ValueError("'paper' is not an object")
+    match = ARXIV_ID.search(_text(record, "id") or _text(record, "arxiv_id"))
+    title = _text(record, "title") or _text(item, "title")
+    abstract = _text(record, "summary") or _text(record, "abstract") or _text(item, "summary")
+    missing = [what for what, value in (("arXiv id ('id')", match), ("title ('title')", title),
+                                        ("abstract ('summary')", abstract)) if not value]
+    if missing:
+        raise ValueError(f"no {', no '.join(missing)} as text")
     upvotes = record.get("upvotes")
     submitted = record.get("submittedOnDailyAt") or item.get("publishedAt") or record.get("publishedAt") \
         or record.get("published")
@@ -173,11 +193,28 @@ def _paper_from_record(item: dict) -> Paper | None:
         arxiv_id=match.group(1),
         title=title,
         abstract=abstract,
-        authors=tuple(a for a in authors if a),
+        authors=_authors(record.get("authors")),
         published=_iso_day(submitted),
         upvotes=upvotes if isinstance(upvotes, int) and not isinstance(upvotes, bool) else None,
-        url=record.get("url"),
+        url=record.get("url") if isinstance(record.get("url"), str) else None,
     )
+
+
+def _text(record: dict, key: str) -> str:
+    """A text field, or "" when it is missing or not text (a number, a list, an object)."""
+    value = record.get(key)
+    return _clean(value) if isinstance(value, str) else ""
+
+
+def _authors(value) -> tuple[str, ...]:
+    """Names from a list of strings or {"name": …} objects, or one comma-separated string."""
+    if isinstance(value, str):
+        value = value.replace(" and ", ",").split(",")
+    if not isinstance(value, list):
+        return ()
+    names = (_clean(a.get("name")) if isinstance(a, dict) and isinstance(a.get("name"), str)
+             else _clean(a) if isinstance(a, str) else "" for a in value)
+    return tuple(name for name in names if name)
 
 
 def _papers_from_xml(source: str, data: bytes, options: FeedOptions, warnings: list[str]) -> list[Paper]:
@@ -218,6 +255,10 @@ def _papers_from_xml(source: str, data: bytes, options: FeedOptions, warnings: l
         warnings.append(f"{source}: skipped {replaced} re-announced (replace) entries; {option('include_replaced')} keeps them")
     if not papers and parsed.bozo:
         raise FeedError(f"{source}: malformed feed ({parsed.bozo_exception})", "re-download the feed or fix the file")
+    if parsed.bozo and not isinstance(parsed.bozo_exception, feedparser.CharacterEncodingOverride):
+        # feedparser read what it could: a cut-off download gives the papers before the cut
+        warnings.append(f"{source}: the feed is malformed ({parsed.bozo_exception}); read {len(papers)} paper(s) "
+                        "up to the damage, re-download it for the rest")
     return papers
 
 
@@ -242,5 +283,8 @@ def _iso_day(value) -> str | None:
 
 
 def _clean(text) -> str:
-    """Collapse hard-wrapped whitespace without gluing words."""
-    return " ".join(str(text).split()) if text else ""
+    """Collapse hard-wrapped whitespace without gluing words, and drop control characters (an
+    ANSI escape in a title must not reach a terminal)."""
+    if not text:
+        return ""
+    return " ".join(CONTROL.sub(" ", ANSI_ESCAPE.sub("", str(text))).split())
