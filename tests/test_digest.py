@@ -5,6 +5,7 @@ from localdigest.sources.feeds import load_feeds
 from localdigest.llm.registry import ModelSpec
 from localdigest.review.prompts import load_prompt
 from conftest import HF_FEED
+from localdigest.testing.tiny_model import write_tiny_gguf
 
 
 def reviewer(tiny_gguf, cache_dir, **generation) -> Reviewer:
@@ -33,6 +34,14 @@ def test_cache_key_covers_prompt_model_and_settings(tiny_gguf, tmp_path):
     assert other_prompt.key(paper) != base.key(paper)
     edited = type(paper)(**{**paper.__dict__, "abstract": paper.abstract + " Revised."})
     assert base.key(edited) != base.key(paper)
+    other_weights = write_tiny_gguf(tmp_path / "other.gguf", seed=1)  # the same name, another file
+    assert reviewer(other_weights, tmp_path / "c").key(paper) != base.key(paper)
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(tiny_gguf.read_bytes())  # the same weights elsewhere: the same reviews
+    assert reviewer(copy, tmp_path / "c").key(paper) == base.key(paper)
+    chatml = Reviewer(LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, chat_format="chatml", n_ctx=16384,
+                                           generation={"max_tokens": 4096}), tiny_gguf), load_prompt(), None)
+    assert chatml.key(paper) != base.key(paper)  # another chat format is another prompt
 
 
 def test_invalid_answer_is_retried_then_reported(tiny_gguf, tmp_path):

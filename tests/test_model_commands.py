@@ -2,6 +2,7 @@ import hashlib
 import http.server
 import json
 import threading
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -61,6 +62,42 @@ def test_add_from_a_usb_stick_then_run_verify_and_rm(tmp_path, tiny_gguf):
     assert run("models", "rm", "usb-model").exit_code == 0 and not copied.exists()
 
 
+@pytest.mark.parametrize("name", ["../../victim/important", "a/b", "my model", "..", ".hidden", ""])
+def test_add_refuses_names_that_are_not_names(tmp_path, tiny_gguf, name):
+    victim = tmp_path / "victim" / "important.gguf"
+    victim.parent.mkdir()
+    victim.write_text("precious")
+    refused = run("models", "add", str(tiny_gguf), "--name", name)
+    assert refused.exit_code == 1 and "is not a valid model name" in refused.stderr
+    assert victim.read_text() == "precious"
+    assert not (tmp_path / "config" / "models.toml").exists() and not (tmp_path / "data").exists()
+
+
+def test_rm_keeps_a_file_added_in_place_and_always_drops_the_entry(tmp_path, tiny_gguf):
+    mine = tmp_path / "mine.gguf"
+    mine.write_bytes(tiny_gguf.read_bytes())
+    assert run("models", "add", str(mine), "--name", "mine", "--no-copy").exit_code == 0
+    assert run("models", "add", str(tiny_gguf), "--name", "copied").exit_code == 0
+    removed = run("models", "rm", "mine")
+    assert removed.exit_code == 0 and "Removed the entry 'mine'" in removed.stderr
+    assert mine.read_bytes() == tiny_gguf.read_bytes()  # the user's own file is never deleted
+    models = run("models", "list").stdout
+    assert "mine" not in models and "copied" in models
+    copy = tmp_path / "data" / "models" / "copied.gguf"
+    assert copy.exists() and run("models", "rm", "copied").exit_code == 0
+    assert not copy.exists() and "copied" not in run("models", "list").stdout
+    assert run("models", "rm", "copied").exit_code == 1  # gone: an unknown model now
+
+
+def test_a_failed_add_writes_nothing(tmp_path, tiny_gguf):
+    bad = tmp_path / "truncated.gguf"
+    bad.write_bytes(tiny_gguf.read_bytes()[:1000])
+    refused = run("models", "add", str(bad), "--name", "cut")
+    assert refused.exit_code == 1 and "not a readable GGUF" in refused.stderr
+    assert not (tmp_path / "config" / "models.toml").exists()
+    assert not any(path.is_file() for path in (tmp_path / "data").glob("**/*"))
+
+
 def test_add_needs_a_chat_format_when_the_gguf_has_none(tmp_path):
     bare = write_tiny_gguf(tmp_path / "bare.gguf", chat_template=None)
     refused = run("models", "add", str(bare), "--name", "bare", "--no-copy")
@@ -68,7 +105,9 @@ def test_add_needs_a_chat_format_when_the_gguf_has_none(tmp_path):
     accepted = run("models", "add", str(bare), "--name", "bare", "--no-copy", "--chat-format", "chatml")
     assert accepted.exit_code == 0 and bare.exists()
     assert 'chat_format = "chatml"' in (tmp_path / "config" / "models.toml").read_text()
-    assert run("models", "rm", "bare").exit_code == 1  # never deletes a file localdigest did not create
+    removed = run("models", "rm", "bare")
+    assert removed.exit_code == 0 and "Removed the entry 'bare'" in removed.stderr
+    assert bare.exists() and "Removed " + str(bare) not in removed.stderr  # a file localdigest did not create stays
 
 
 class FakeHub(http.server.BaseHTTPRequestHandler):
@@ -123,20 +162,26 @@ def hub(tmp_path, tiny_gguf, monkeypatch):
     server.server_close()
 
 
+def on_disk(name: str) -> str:
+    """The "on disk" cell of a model's row in `models list`."""
+    row = next(line for line in run("models", "list").stdout.splitlines() if f"│ {name} " in line)
+    return row.split("│")[5].strip()
+
+
 def test_pull_downloads_into_the_hub_cache_and_runs_offline_after(hub, monkeypatch):
-    assert run("models", "list").stdout.count("no") >= 1
+    assert on_disk("hubtiny") == "no"
     pulled = run("models", "pull", "hubtiny")
     assert pulled.exit_code == 0, pulled.stderr
     path = pulled.stdout.strip()
     assert path.startswith(str(hub / "models--org--tiny-GGUF" / "snapshots"))
-    assert json.dumps(path)  # a real path on disk
+    assert Path(path).read_bytes() == FakeHub.body and on_disk("hubtiny") == "yes"
     assert run("models", "verify", "hubtiny").stdout.splitlines()[1] == "OK"
     assert run("models", "pull", "hubtiny").stdout.strip() == path  # already there: nothing fetched
 
     failed = run("models", "pull", "missing")
     assert failed.exit_code == 1 and "could not download org/missing-GGUF/x.gguf" in failed.stderr
     assert run("models", "rm", "hubtiny").exit_code == 0
-    assert "hubtiny" in run("models", "list").stdout
+    assert not Path(path).exists() and on_disk("hubtiny") == "no"  # a shipped/hand-written entry stays
 
 
 def test_gpu_layers_on_a_cpu_build_is_a_clear_error(tiny_registry):

@@ -31,8 +31,8 @@ def test_full_digest_never_touches_the_network(tiny_registry, tmp_path, no_netwo
     result = run("run", "--feed", str(HF_FEED), "--out", str(out), "--date", "2023-09-22")
     assert result.exit_code == 0, result.stderr
     assert "8 generated" in result.stderr and out.read_text(encoding="utf-8").count("### 4. 评分") == 8
-    run("models", "list")
-    run("feeds", "show", "--feed", str(HF_FEED))
+    assert run("models", "list").exit_code == 0
+    assert run("feeds", "show", "--feed", str(HF_FEED)).exit_code == 0
     assert no_network == []
 
 
@@ -41,7 +41,8 @@ def test_offline_flag_makes_network_sources_fail_at_once(tiny_registry, no_netwo
     result = run("run", "--offline", "--feed", "hf", "--date", "2023-09-22")
     assert result.exit_code == 1 and "offline mode is on, not fetching" in result.stderr
     assert time.monotonic() - started < 5 and no_network == []
-    assert "offline mode is on" in run("feeds", "show", "--offline", "--feed", "https://rss.arxiv.org/rss/cs.CL").stderr
+    shown = run("feeds", "show", "--offline", "--feed", "https://rss.arxiv.org/rss/cs.CL")
+    assert shown.exit_code == 1 and "offline mode is on" in shown.stderr
 
 
 def digest_process(tiny_registry, tmp_path, *extra, preexec_fn=None):
@@ -161,7 +162,7 @@ def test_unusable_cache_directory_is_a_clear_error(tiny_registry, tmp_path, dama
 
 def test_cache_entries_of_another_schema_version_are_never_served(tiny_registry, tmp_path):
     cache = tmp_path / "cache"
-    run("run", "--feed", str(HF_FEED), "--limit", "1", "--cache-dir", str(cache))
+    assert run("run", "--feed", str(HF_FEED), "--limit", "1", "--cache-dir", str(cache)).exit_code == 0
     with diskcache.Cache(str(cache)) as store:
         (key,) = list(store.iterkeys())
         entry = json.loads(store[key])  # entries are JSON text
@@ -172,7 +173,7 @@ def test_cache_entries_of_another_schema_version_are_never_served(tiny_registry,
 
 def test_cache_stats_prune_and_clear(tiny_registry, tmp_path):
     cache = tmp_path / "cache"
-    run("run", "--feed", str(HF_FEED), "--limit", "3", "--cache-dir", str(cache))
+    assert run("run", "--feed", str(HF_FEED), "--limit", "3", "--cache-dir", str(cache)).exit_code == 0
     stats = run("cache", "stats", "--cache-dir", str(cache)).stdout
     assert "reviews  3" in stats and "model    tiny: 3" in stats
     with diskcache.Cache(str(cache)) as store:

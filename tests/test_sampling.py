@@ -86,3 +86,24 @@ def test_perf_benchmark_runs_on_the_tiny_model(tiny_gguf):
                    r"batch size 2: +[\d.]+ tok/s total, +[\d.]+ s, valid 3/3", r"batch size 2 vs 1: [\d.]+x",
                    r"Fully cached run of 2 papers: [\d.]+s vs --version [\d.]+s"):
         assert re.search(figure, result.stdout), figure
+
+
+def test_a_banned_word_is_never_written_even_byte_by_byte(tiny_gguf):
+    """The tiny model's vocabulary is bytes: 我 can only be written as e6 88 91, three tokens, like
+    Qwen writes " 我" as " \\xe6\\x88" + "\\x91". The ban must stop it there too."""
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.llm.local import LocalModel
+    from localdigest.llm.registry import ModelSpec
+
+    model = LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=2048, generation={"max_tokens": 64}),
+                       tiny_gguf)
+    grammar = 'root ::= ("我" | "你" | "戏")+ "。"'  # 戏 is e6 88 8f: it shares two bytes with 我
+    messages = [{"role": "user", "content": "写一个字"}]
+    free = [model.complete(messages, AnswerFormat(grammar), seed=seed).text for seed in range(6)]
+    assert any("我" in text for text in free)  # the model does write it when allowed: this test can fail
+    banned = [model.complete(messages, AnswerFormat(grammar, avoid=("我",)), seed=seed).text for seed in range(6)]
+    assert all(text.endswith("。") and "我" not in text for text in banned), banned
+    assert "戏" in "".join(banned)  # after e6 88 it took the other way on
+    # Where the grammar allows nothing but the banned word, the ban gives way rather than fail.
+    forced = model.complete(messages, AnswerFormat('root ::= "我。"', avoid=("我",)), seed=0).text
+    assert forced == "我。"

@@ -88,8 +88,9 @@ def test_cache_is_keyed_by_the_served_model(server, tiny_gguf, tmp_path):
     paper = load_feeds([str(HF_FEED)]).papers[0]
     prompt = load_prompt()
     same_model = Reviewer(served(server.url), prompt, None).key(paper)
-    assert same_model != Reviewer(served(server.url, served_model=server.model), load_prompt("concise"), None) \
-        .key(paper)
+    named = Reviewer(served(server.url, served_model=server.model), prompt, None).key(paper)
+    assert named == same_model  # naming the one model it serves changes nothing
+    assert Reviewer(served(server.url), load_prompt("concise"), None).key(paper) != same_model
     other_gguf = write_tiny_gguf(tmp_path / "other.gguf", seed=1)
     with LocalServer(other_gguf) as other:
         assert Reviewer(served(other.url), prompt, None).key(paper) != same_model

@@ -31,7 +31,7 @@ BENCH_DATA = paths.shipped("benchmarks/data")
 @engine_options
 @debug_option
 def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cache, threads, gpu_layers, ctx,
-          batch_size, server, api_key, parallel, debug):
+          batch_size, server, api_key, parallel, timeout, debug):
     """Compare prompt variants and models against the GPT-4 reference digests.
 
     Every combination reviews the papers exactly as `localdigest run` would with the same options
@@ -57,7 +57,8 @@ def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cach
     papers, left_out = not_in_examples(papers, templates)
     papers = papers[:limit] if limit else papers
     engines = [open_engine(m, server=server, api_key=api_key, threads=threads, ctx=ctx, gpu_layers=gpu_layers,
-                           batch_size=batch_size, parallel=parallel) for m in (models or [None])]
+                           batch_size=batch_size, parallel=parallel, timeout=timeout, papers=len(papers))
+               for m in (models or [None])]
     store = None if no_cache else open_cache(cache_dir)
     matched = sum(p.arxiv_id in reference_reviews for p in papers)
     say(f"{len(papers)} papers ({matched} with a reference; {len(left_out)} left out as the prompts' worked "

@@ -2,6 +2,7 @@
 and models from option values. The only module besides the commands that knows flag names."""
 
 import datetime
+import re
 from pathlib import Path
 
 import click
@@ -33,11 +34,13 @@ def warn(text: str) -> str:
 
 
 def _check_date(_ctx, _param, value: str) -> str:
+    # fromisoformat alone also takes 20230922 and 2023-W38, which would then name the digest verbatim
     try:
-        datetime.date.fromisoformat(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError
+        return datetime.date.fromisoformat(value).isoformat()
     except ValueError:
-        raise LocaldigestError(f"--date '{value}' is not a date", "write it as YYYY-MM-DD") from None
-    return value
+        raise LocaldigestError(f"--date '{value}' is not a date", "write it as YYYY-MM-DD, e.g. 2023-09-22") from None
 
 
 def today() -> str:
@@ -85,6 +88,9 @@ def engine_options(command):
                      help="API key for --server; better set in the environment [env: LOCALDIGEST_API_KEY]."),
         click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Papers sent to the server at once; the digest keeps the feed's order."),
+        click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS",
+                     help="Longest wait for the server's answer to one paper, retries included "
+                          "(default: the model's `timeout` in models.toml, else 600)."),
     ])
 
 
@@ -127,15 +133,19 @@ def registry_entry(name: str | None):
     return load_registry().get(name)
 
 
-def open_engine(model, *, server, api_key, threads, ctx, gpu_layers, batch_size, parallel, offline=False):
-    """The model a run reviews with, from the options: nothing is loaded yet."""
+def open_engine(model, *, server, api_key, threads, ctx, gpu_layers, batch_size, parallel, timeout=None,
+                offline=False, papers=None):
+    """The model a run reviews with, from the options: nothing is loaded yet. With `papers` (how
+    many there are), --batch-size is lowered to that: a context for 1000 sequences to decode 2
+    papers is memory asked for nothing."""
     from localdigest.llm.choose import open_model, served_spec
     from localdigest.llm.registry import load_registry
 
     spec = served_spec(load_registry(), server, model) if server else registry_entry(model)
     with AssemblyProgress(spec.name) as progress:
         return open_model(spec, api_key=api_key, threads=threads, n_ctx=ctx, gpu_layers=gpu_layers,
-                          batch_size=batch_size, parallel=parallel, offline=is_offline(offline), progress=progress)
+                          batch_size=min(batch_size, papers or batch_size), parallel=parallel, timeout=timeout,
+                          offline=is_offline(offline), progress=progress)
 
 
 class AssemblyProgress:

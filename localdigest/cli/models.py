@@ -84,10 +84,16 @@ def models_verify(name):
 @models_group.command("rm")
 @click.argument("name")
 def models_rm(name):
-    """Delete a model file that was downloaded or assembled for localdigest."""
+    """Delete a model file localdigest downloaded, assembled or copied, and an entry `models add` wrote.
+
+    A file added with --no-copy stays where it is; only its entry goes."""
     from localdigest.llm.files import remove
 
-    say(f"Removed {remove(registry_entry(name))}")
+    deleted, entry_removed = remove(registry_entry(name))
+    if deleted:
+        say(f"Removed {deleted}")
+    if entry_removed:
+        say(f"Removed the entry '{name}' from your models file")
 
 
 @models_group.command("add")

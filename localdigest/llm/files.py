@@ -2,14 +2,16 @@
 
 import hashlib
 import json
+import re
 import shutil
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from localdigest import paths
 from localdigest.llm.chat_formats import BUILTIN, FROM_GGUF
 from localdigest.errors import ModelError, option
-from localdigest.llm.registry import ModelSpec, load_registry
+from localdigest.llm.registry import ModelSpec, parse_entry, check_name, load_registry
 
 
 @dataclass(frozen=True)
@@ -94,26 +96,58 @@ def pull(spec: ModelSpec, progress=None) -> Path:
     return path
 
 
-def remove(spec: ModelSpec) -> Path:
-    """Delete a model file localdigest or the Hugging Face cache put on disk; never the user's own files."""
+def remove(spec: ModelSpec) -> tuple[Path | None, bool]:
+    """Delete the model's file if localdigest (or the Hugging Face cache) put it there, and a `path`
+    entry (as `models add` writes) from the user's models file: (the file deleted or None, whether
+    the entry went).
+    A file registered where it lies (`models add --no-copy`, a `path` entry) is the user's: kept."""
     path = spec.on_disk()
-    if path is None:
-        raise ModelError(f"model '{spec.name}' is not on disk", "nothing to remove")
-    if spec.kind == "hf_repo":
+    models_dir = (paths.data_dir() / "models").resolve()
+    deleted = None
+    if path is not None and spec.kind == "hf_repo":
         blob = path.resolve()
         path.unlink()
         if blob != path:
             blob.unlink(missing_ok=True)
-        return path
-    if paths.data_dir() in path.resolve().parents:
+        deleted = path
+    elif path is not None and path.resolve().parent == models_dir:
         path.unlink()
-        return path
-    raise ModelError(f"model '{spec.name}': {path} was not downloaded by localdigest",
-                     "delete the file yourself, or uninstall the package that ships it")
+        deleted = path
+    # A `path` entry (what `models add` writes) names nothing once its file is gone or disowned;
+    # a download or package entry can be pulled again, so it stays.
+    entry_removed = "path" in spec.source and _remove_user_entry(spec.name)
+    if deleted is None and not entry_removed:
+        if path is None:
+            raise ModelError(f"model '{spec.name}' is not on disk", "nothing to remove")
+        raise ModelError(f"model '{spec.name}': {path} was not put there by localdigest",
+                         "delete the file yourself, or uninstall the package that ships it")
+    return deleted, entry_removed
+
+
+def _section_header(name: str) -> re.Pattern:
+    quoted = "|".join(re.escape(q) for q in (json.dumps(name), f"'{name}'", name))
+    return re.compile(rf"^\s*\[\s*models\s*\.\s*(?:{quoted})\s*\]\s*(?:#.*)?$")
+
+
+def _remove_user_entry(name: str) -> bool:
+    """Cut [models.NAME] (up to the next table) out of the user's models file; False if it is not there."""
+    user_file = paths.user_models_file()
+    if not user_file.is_file():
+        return False
+    lines = user_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = _section_header(name)
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if start is None:
+        return False
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    _write_text(user_file, "".join(lines[:start] + lines[end:]))
+    return True
 
 
 def add(source: Path, name: str, chat_format: str | None, copy: bool = True) -> Path:
-    """Register a GGUF (e.g. from a USB stick) in the user's models file; copies it by default."""
+    """Register a GGUF (e.g. from a USB stick) in the user's models file; copies it by default.
+    Everything is checked before anything is written, and a failed copy leaves nothing behind."""
+    check_name(name)
     registry = load_registry()
     if name in registry.models:
         raise ModelError(f"a model named '{name}' already exists", f"choose another {option('name')}")
@@ -123,26 +157,40 @@ def add(source: Path, name: str, chat_format: str | None, copy: bool = True) -> 
             raise ModelError(f"{source} has no chat template",
                              f"pass {option('chat_format')} with one of: {', '.join(BUILTIN)}")
         chat_format = FROM_GGUF
-    target = source
-    if copy:
-        target = paths.data_dir() / "models" / f"{name}.gguf"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(source, partial)
-        partial.replace(target)
+    target = paths.data_dir() / "models" / f"{name}.gguf" if copy else source.resolve()
+    if copy and target.exists():
+        raise ModelError(f"{target} already exists", f"choose another {option('name')}, or delete that file")
     entry = {
         "description": f"{info.name}, {info.quantization}, added from {source}",
         "path": str(target.resolve()),
         "chat_format": chat_format,
         "quantization": info.quantization,
         "size_bytes": info.size_bytes,
-        "sha256": sha256_file(target),
+        "sha256": sha256_file(source),
         "n_ctx": min(info.context_length or 4096, 4096),
     }
     user_file = paths.user_models_file()
-    user_file.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"\n[models.{json.dumps(name)}]"] + [f"{key} = {json.dumps(value)}" for key, value in entry.items()]
-    with user_file.open("a", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    load_registry()  # the file must still parse; fail loudly now rather than on the next run
+    section = "\n".join([f"\n[models.{json.dumps(name)}]"] + [f"{key} = {json.dumps(value)}" for key, value in entry.items()])
+    old = user_file.read_text(encoding="utf-8") if user_file.is_file() else ""
+    new = old + ("" if not old or old.endswith("\n") else "\n") + section + "\n"
+    parse_entry(user_file, name, tomllib.loads(new)["models"][name])  # the entry as the next run will read it
+    if copy:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        try:
+            shutil.copyfile(source, partial)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+    _write_text(user_file, new)
     return target
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".partial")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)

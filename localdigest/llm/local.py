@@ -135,17 +135,30 @@ class LocalModel:
                                             self._banned(answer_format.avoid))
 
     def _banned(self, avoid: tuple[str, ...]):
-        """Ids of the vocabulary entries whose text (leading spaces aside) starts with a word to avoid."""
+        """The Bans that keep the words in `avoid` out of an answer: tokens whose text (leading
+        spaces aside) starts with one, and, for one-character words, the byte pieces that would
+        finish the character once the answer ends with its first bytes (see sampling.Bans)."""
         if not avoid:
             return None
         if avoid not in self._banned_ids:
             import numpy as np
 
+            from localdigest.llm.sampling import Bans
+
             llama = self._load()
-            pieces = (llama.detokenize([token]).decode("utf-8", errors="ignore").lstrip()
-                      for token in range(llama.n_vocab()))
-            self._banned_ids[avoid] = np.array([token for token, piece in enumerate(pieces)
-                                                if piece.startswith(avoid)], dtype=np.int64)
+            vocabulary = tuple(llama.detokenize([token]) for token in range(llama.n_vocab()))
+            singles = sorted({word.encode("utf-8") for word in avoid if len(word) == 1})
+            # Tokens that end one byte short of a banned character (Qwen's " \\xe6\\x88") go too: the
+            # 64 characters that share those bytes all have tokens of their own to be written with.
+            always = [token for token, raw in enumerate(vocabulary)
+                      if raw.decode("utf-8", errors="ignore").lstrip().startswith(avoid)
+                      or any(len(char) > 1 and raw.endswith(char[:-1]) for char in singles)]
+            partial = []
+            for char in singles:
+                for cut in range(1, len(char)):  # the character split after its first `cut` bytes
+                    tails = [token for token, raw in enumerate(vocabulary) if raw.startswith(char[cut:])]
+                    partial.append((char[:cut], np.array(tails, dtype=np.int64)))
+            self._banned_ids[avoid] = Bans(np.array(always, dtype=np.int64), tuple(partial), vocabulary)
         return self._banned_ids[avoid]
 
     def _answer_limit(self, tokens) -> int:
@@ -170,7 +183,14 @@ class LocalModel:
         """(the formatted prompt, its tokens) exactly as complete() sends them."""
         llama = self._load()
         prompt = format_messages(messages, self.spec.chat_format, **self._template_tokens)
-        return prompt, llama.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.has_bos, special=True)
+        if not prompt.pieces:  # a fallback prompt whose content is already defused
+            return prompt, llama.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.has_bos, special=True)
+        # Markup with special tokens on, message content (papers, examples) as plain text.
+        tokens = []
+        for i, (text, is_content) in enumerate(prompt.pieces):  # BOS (if the model wants one) once, first
+            tokens += llama.tokenize(text.encode("utf-8"), add_bos=i == 0 and not prompt.has_bos,
+                                     special=not is_content)
+        return prompt, tokens
 
     def _load(self):
         if self._llama is not None:

@@ -7,6 +7,7 @@ so a fully cached run never pays for llama.cpp.
 import hashlib
 import importlib
 import importlib.util
+import math
 import os
 import re
 import tomllib
@@ -23,6 +24,7 @@ SHIPPED_REGISTRY = paths.shipped("models.toml")
 SOURCE_KEYS = ("path", "hf_repo", "package", "chunks", "server")
 GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "repeat_penalty")
 # Only for `server` entries: what the server calls the model, where the API key is, how to ask for JSON.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SERVER_KEYS = ("served_model", "api_key_env", "structured_output", "timeout", "retries")
 STRUCTURED_MODES = ("auto", "grammar", "json_schema", "json_object")
 STRING_KEYS = ("description", "chat_format", "quantization", "sha256", *SOURCE_KEYS, "file", *SERVER_KEYS[:3])
@@ -126,8 +128,11 @@ def load_registry(extra: Path | None = None) -> Registry:
         unknown = set(data) - {"default", "models"}
         if unknown:
             raise ModelError(f"{path}: unknown top-level key(s) {sorted(unknown)}", "use 'default' and [models.NAME]")
-        for name, entry in data.get("models", {}).items():
-            models[name] = _parse_entry(path, name, entry)
+        entries = data.get("models", {})
+        if not isinstance(entries, dict):
+            raise ModelError(f"{path}: 'models' must be a table of entries", "write each model as [models.NAME]")
+        for name, entry in entries.items():
+            models[name] = parse_entry(path, name, entry)
         default = data.get("default", default)
     if default not in models:
         raise ModelError(f"{files[-1]}: default model '{default}' has no [models.{default}] entry", "fix 'default'")
@@ -154,8 +159,16 @@ def _read_toml(path: Path) -> dict:
         raise ModelError(f"{path}: not valid TOML: {exc}", "fix the syntax at the position shown") from None
 
 
-def _parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
+def check_name(name: str, where: str = "model name") -> None:
+    """Names become file names in the data folder: no paths, no spaces, nothing to escape."""
+    if not MODEL_NAME.fullmatch(name) or ".." in name:
+        raise ModelError(f"{where} '{name}' is not a valid model name",
+                         "use letters, digits, '.', '_' and '-' (at most 64, no '..'), e.g. qwen2.5-1.5b")
+
+
+def parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
     where = f"{path}: [models.{name}]"
+    check_name(name, f"{path}:")
     if not isinstance(entry, dict):
         raise ModelError(f"{where} is not a table", f"write it as [models.{name}]")
     unknown = set(entry) - ENTRY_KEYS
@@ -174,8 +187,11 @@ def _parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
               "attempts": int,
               "repeat_penalty": (int, float), "timeout": (int, float), "retries": int}
     for key, kind in checks.items():
-        if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool) or entry[key] < 0):
+        if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool)
+                             or not math.isfinite(entry[key]) or entry[key] < 0):
             raise ModelError(f"{where}: '{key}' must be a non-negative number", f"fix '{key}'")
+    if "timeout" in entry and entry["timeout"] < 1:
+        raise ModelError(f"{where}: 'timeout' must be at least 1 second", "e.g. timeout = 600")
     if "attempts" in entry and entry["attempts"] not in range(1, 6):
         raise ModelError(f"{where}: 'attempts' must be 1 to 5", "e.g. attempts = 3 (1: never ask again)")
     if "n_ctx" in entry and entry["n_ctx"] < 256:

@@ -12,6 +12,7 @@ pick that token.
 """
 
 import ctypes
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,10 +20,29 @@ MASK_SLICE = 8192  # vocabulary entries per grammar pass when the sampled token 
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 
 
+@dataclass(frozen=True)
+class Bans:
+    """Tokens never sampled: `always`, and, while the answer ends with the first bytes of a banned
+    word's first character, the tokens that would finish that character (`partial`).
+
+    The second kind bans a word the tokenizer spells in byte pieces: Qwen has no " 我" token and
+    writes " \\xe6\\x88" + "\\x91", so "\\x91" is banned after an answer ending in "\\xe6\\x88"."""
+
+    always: np.ndarray
+    partial: tuple[tuple[bytes, np.ndarray], ...] = ()  # (the character's first bytes, tokens that finish it)
+    pieces: tuple[bytes, ...] = ()  # every token's bytes, to read the end of the answer
+
+    def finishing(self, input_ids) -> list[np.ndarray]:
+        if not self.partial or not len(input_ids):
+            return []
+        end = b"".join(self.pieces[int(t)] for t in input_ids[-3:] if 0 <= int(t) < len(self.pieces))
+        return [tails for head, tails in self.partial if end.endswith(head)]
+
+
 class GrammarFirstSampler:
     def __init__(self, llama, grammar: str, seed: int, temperature: float, top_p: float,
                  top_k: int = 40, min_p: float = 0.05, repeat_penalty: float = 1.0, penalty_last_n: int = 64,
-                 banned: np.ndarray | None = None):
+                 banned: Bans | None = None):
         import llama_cpp
 
         self._llama_cpp = llama_cpp
@@ -32,7 +52,7 @@ class GrammarFirstSampler:
         self._rng = np.random.default_rng(seed)
         self.temperature, self.top_p, self.top_k, self.min_p = temperature, top_p, top_k, min_p
         self.repeat_penalty, self.penalty_last_n = repeat_penalty, penalty_last_n
-        self.banned = banned if banned is not None and banned.size else None  # token ids never sampled
+        self.banned = banned if banned is not None and (banned.always.size or banned.partial) else None
         self._one = (llama_cpp.llama_token_data * 1)()
         self._one_array = llama_cpp.llama_token_data_array(data=self._one, size=1, selected=-1, sorted=False)
         self._full = None
@@ -59,7 +79,12 @@ class GrammarFirstSampler:
             self.fast_picks += 1
         else:
             self.full_masks += 1
-            token = self._pick(self._masked(scores))
+            masked = self._masked(scores)
+            if self.banned is not None and not np.isfinite(masked).any():
+                # The bans left the grammar no way on (it allows only the banned word here): the ban
+                # gives way, and the review stage's checks read the answer as always.
+                masked = self._masked(self._penalised(input_ids, logits, bans=False))
+            token = self._pick(masked)
         self._llama_cpp.llama_sampler_accept(self._grammar, token)
         return token
 
@@ -68,13 +93,15 @@ class GrammarFirstSampler:
             self._llama_cpp.llama_sampler_free(self._grammar)
             self._grammar = None
 
-    def _penalised(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        if self.banned is not None:
+    def _penalised(self, input_ids: np.ndarray, logits: np.ndarray, bans: bool = True) -> np.ndarray:
+        if self.banned is not None and bans:
             logits = logits.copy()
-            logits[self.banned] = -np.inf
+            logits[self.banned.always] = -np.inf
+            for tails in self.banned.finishing(input_ids):
+                logits[tails] = -np.inf
         if self.repeat_penalty == 1.0 or not len(input_ids):
             return logits
-        scores = logits if self.banned is not None else logits.copy()
+        scores = logits if self.banned is not None and bans else logits.copy()
         recent = np.unique(np.asarray(input_ids[-self.penalty_last_n:], dtype=np.int64))
         values = scores[recent]
         scores[recent] = np.where(values > 0, values / self.repeat_penalty, values * self.repeat_penalty)

@@ -77,9 +77,13 @@ def load_prompt(name_or_path: str | None = None) -> PromptTemplate:
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise PromptError(f"{path}: '{key}' is missing or empty", f"add a non-empty '{key}' string")
     examples = []
+    if not isinstance(data.get("examples", []), list):
+        raise PromptError(f"{path}: 'examples' must be a list of [[examples]] tables", "write each as [[examples]]")
     for i, example in enumerate(data.get("examples", [])):
-        if not isinstance(example, dict) or set(example) != {"user", "assistant"}:
-            raise PromptError(f"{path}: examples[{i}] must have exactly 'user' and 'assistant'", "fix that example")
+        if not isinstance(example, dict) or set(example) != {"user", "assistant"} \
+                or not all(isinstance(v, str) for v in example.values()):
+            raise PromptError(f"{path}: examples[{i}] must have exactly 'user' and 'assistant' strings",
+                              "fix that example")
         examples.append((example["user"], example["assistant"]))
     template = PromptTemplate(
         name=path.stem,
