@@ -142,3 +142,24 @@ def test_templates_from_the_gguf_keep_the_content_pieces(content):
     prompt = format_messages(messages, "gguf", template=CHATML_TEMPLATE, eos_token="<|im_end|>")
     assert prompt.text == format_messages(messages, "chatml").text
     assert [text for text, is_content in prompt.pieces if is_content] == ["S", content]
+
+
+def test_rich_markup_in_titles_paths_and_registry_errors_is_printed_as_text(tmp_path, tiny_registry):
+    feed = tmp_path / "markup.json"
+    feed.write_text(json.dumps([{"id": "2309.12307", "title": "Bold [/red] claims [bold]here",
+                                 "summary": "An abstract."}]), encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", "--feed", str(feed), "--date", "2023-09-22", "--out",
+                                       str(tmp_path / "d.md")])
+    assert "MarkupError" not in result.stderr and "unexpected" not in result.stderr
+    assert "## Bold \\[/red\\] claims \\[bold\\]here" in (tmp_path / "d.md").read_text(encoding="utf-8")
+    missing = CliRunner().invoke(main, ["feeds", "show", "--feed", str(tmp_path / "[/x].json")])
+    assert missing.exit_code == 1 and "[/x].json: no such file" in missing.stderr
+    with tiny_registry.open("a") as registry:
+        registry.write("n_ctxx = 5\n")
+    typo = CliRunner().invoke(main, ["models", "list"])
+    assert typo.exit_code == 1 and "[models.tiny]: unknown key(s) ['n_ctxx']" in typo.stderr
+
+
+def test_an_empty_out_is_refused_before_any_review(tiny_registry, tmp_path):
+    result = CliRunner().invoke(main, ["run", "--feed", "x.json", "--out", ""])
+    assert result.exit_code == 1 and "cannot write .: it is a folder, not a file" in result.stderr  # "" is "."
