@@ -139,3 +139,19 @@ def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_
                                                                               [result])
     again = reviewer(tiny_gguf, tmp_path / "cache").review(paper)  # cached, and flagged again on the way out
     assert again.cached and again.flags == result.flags
+
+
+def test_a_flaw_a_new_answer_does_not_fix_is_flagged_without_asking_again(tiny_gguf, tmp_path):
+    import json
+
+    answer = {"main_work": "本文提出一种用于长上下文微调的新方法，并在多个模型上验证。", "highlights": "只需两行代码。",
+              "keywords": [{"en": f"Keyword {i}", "zh": f"关键词{i}"} for i in range(5)],
+              "scores": {k: {"reason": "理由相同。", "score": 3} for k in ("practicality", "innovation", "recommendation")}}
+    same_reasons = reviewer(tiny_gguf, tmp_path / "cache")
+    same_reasons.answer_format = "root ::= " + json.dumps(json.dumps(answer, ensure_ascii=False), ensure_ascii=False)
+    asked = []
+    complete = same_reasons.model.complete
+    same_reasons.model.complete = lambda messages, *a, **kw: asked.append(messages) or complete(messages, *a, **kw)
+    result = same_reasons.review(load_feeds([str(HF_FEED)]).papers[0])
+    assert len(asked) == 1 and result.flags == ("two score reasons are identical",)
+    assert result.cost["attempts"] == 1 and len(same_reasons.cache) == 1

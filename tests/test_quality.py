@@ -64,6 +64,8 @@ def test_text_the_paper_itself_shares_with_an_example_is_not_a_copy():
 def test_problems_a_reader_would_see_are_named_and_mild(changes, expected):
     found = [p for p in problems(review(**changes), default_examples(), PAPER) if expected in p.text]
     assert found and not found[0].severe and found[0].feedback
+    # Only what a new answer has been seen to fix is asked again; the rest is a flag for the reader.
+    assert found[0].ask_again == (expected in ("main_work is in the first person", "not written in Chinese: highlights"))
 
 
 @pytest.mark.parametrize("changes, expected", [

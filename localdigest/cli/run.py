@@ -2,6 +2,7 @@
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -22,13 +23,19 @@ from localdigest.errors import LocaldigestError
 @cache_dir_option
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached reviews.")
 @engine_options
+@click.option("--sort", "order", type=click.Choice(["feed", "upvotes", "score"]), default="feed", show_default=True,
+              help="Order of the papers in the digest: the feed's (Hugging Face: by upvotes), upvotes, or score "
+                   "(推荐度, then 实用性 + 创新性).")
+@click.option("--min-score", type=click.FloatRange(0, 5), metavar="X",
+              help="Leave out papers whose 推荐度 is below X (0-5); papers that could not be reviewed stay.")
 @click.option("--partial", is_flag=True,
               help="Rewrite --out after every paper, so an interrupted or failing run leaves the digest so far.")
 @debug_option
 def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_format, model, prompt, cache_dir,
-        no_cache, threads, gpu_layers, ctx, batch_size, server, api_key, parallel, timeout, partial, debug):
+        no_cache, threads, gpu_layers, ctx, batch_size, server, api_key, parallel, timeout, order, min_score, partial, debug):
     """Review the papers in the feeds and write the digest."""
     from localdigest.cli.progress import DigestProgress
+    from localdigest.output.arrange import arrange
     from localdigest.output.files import check_writable, write_atomic
     from localdigest.output.render import PENDING, DigestInfo, render_json, render_markdown
     from localdigest.review.pipeline import PaperResult, make_digest
@@ -73,7 +80,10 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
     if stats.failed == len(papers):  # before writing: a digest of nothing but ⚠️ must not replace a good one
         raise LocaldigestError("no paper could be reviewed" + ("; the existing digest was left as it was" if out != "-" else ""),
                                "see the warnings above; try another --model or --prompt")
-    text = render(info, digest.results)
+    arranged = arrange(digest.results, order, min_score)
+    if arranged.note:
+        info = replace(info, arranged=arranged.note, total=len(digest.results))
+    text = render(info, arranged.results)
     if out == "-":
         if output_format == "markdown" and sys.stdout.isatty():
             from rich.console import Console

@@ -135,9 +135,9 @@ class LocalModel:
                                             self._banned(answer_format.avoid))
 
     def _banned(self, avoid: tuple[str, ...]):
-        """The Bans that keep the words in `avoid` out of an answer: tokens whose text (leading
-        spaces aside) starts with one, and, for one-character words, the byte pieces that would
-        finish the character once the answer ends with its first bytes (see sampling.Bans)."""
+        """The Bans that keep the words in `avoid` out of an answer: tokens whose text (spaces aside)
+        starts with one (is one, for Latin words), and, for one-character words, the byte pieces
+        that would finish the character once the answer ends with its first bytes (see sampling.Bans)."""
         if not avoid:
             return None
         if avoid not in self._banned_ids:
@@ -150,8 +150,12 @@ class LocalModel:
             singles = sorted({word.encode("utf-8") for word in avoid if len(word) == 1})
             # Tokens that end one byte short of a banned character (Qwen's " \\xe6\\x88") go too: the
             # 64 characters that share those bytes all have tokens of their own to be written with.
+            # Latin words go as whole tokens only ("we" bans " we", never "weight"); others by prefix.
+            latin = {word for word in avoid if word.isascii()}
+            prefixes = tuple(word for word in avoid if not word.isascii())
             always = [token for token, raw in enumerate(vocabulary)
-                      if raw.decode("utf-8", errors="ignore").lstrip().startswith(avoid)
+                      if (text := raw.decode("utf-8", errors="ignore").strip()) in latin
+                      or (prefixes and text.startswith(prefixes))
                       or any(len(char) > 1 and raw.endswith(char[:-1]) for char in singles)]
             partial = []
             for char in singles:

@@ -21,6 +21,8 @@ class DigestInfo:
     model: str
     prompt: str
     server: str | None = None  # the inference server's URL, when the model was not run in-process
+    arranged: str | None = None  # how the papers were sorted or cut (output.arrange), for the count line
+    total: int | None = None  # papers reviewed, when some were cut
 
 
 def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
@@ -28,7 +30,8 @@ def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
         f"# 【{text(info.date)}】Huggingface 每日论文速览",
         "",
         f"- [Huggingface Daily Papers {info.date}](https://huggingface.co/papers?date={info.date}) "
-        f"共推荐 {len(results)} 篇论文。",
+        f"共推荐 {info.total if info.total is not None else len(results)} 篇论文"
+        + (f"（{text(info.arranged)}）。" if info.arranged else "。"),
         "",
         "> 💡说明：",
         ">",
@@ -104,7 +107,8 @@ def render_json(info: DigestInfo, results: list[PaperResult]) -> str:
     ]
     return json.dumps(
         {"date": info.date, "model": info.model, **({"server": info.server} if info.server else {}),
-         "prompt": info.prompt, "papers": papers},
+         "prompt": info.prompt, **({"arranged": info.arranged, "total": info.total} if info.arranged else {}),
+         "papers": papers},
         ensure_ascii=False,
         indent=2,
     ) + "\n"

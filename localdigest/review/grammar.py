@@ -8,7 +8,7 @@ quote, backslash and slash, and allows only the listed score values.
 
 import json
 
-from localdigest.review.schema import PROSE_BY_PATTERN, SENTENCE_END
+from localdigest.review.schema import LATER_SENTENCE_START, PROSE_BY_PATTERN, SENTENCE_END
 
 # Never in a string: control characters (C0, DEL, C1), the Unicode line separators, which would
 # become Markdown structure, and surrogates (invalid UTF-8 that decoding drops); never first:
@@ -24,6 +24,7 @@ END_RULE = f"sentence-end ::= [{SENTENCE_END}]"
 # Inside a sentence: any string character but a sentence mark.
 SENTENCE_CHAR_RULE = f'sentence-char ::= [^"\\\\{CONTROL}{SENTENCE_END}] | "\\\\" ["\\\\/]'
 PROSE_FIRST_RULE = f'prose-first ::= [^"\\\\{CONTROL}{SPACE}{SENTENCE_END}]'
+LATER_FIRST_RULE = f"later-first ::= [{LATER_SENTENCE_START}]"
 
 
 def schema_to_gbnf(schema: dict) -> str:
@@ -31,7 +32,7 @@ def schema_to_gbnf(schema: dict) -> str:
     rules["root"] = _visit(schema, "root", rules)
     lines = [f"{name} ::= {body}" for name, body in rules.items()]
     return "\n".join(lines + [FIRST_CHAR_RULE, CHAR_RULE, SPACE_RULE, CJK_RULE, END_RULE, SENTENCE_CHAR_RULE,
-                               PROSE_FIRST_RULE]) + "\n"
+                               PROSE_FIRST_RULE, LATER_FIRST_RULE]) + "\n"
 
 
 def _visit(schema: dict, name: str, rules: dict[str, str]) -> str:
@@ -75,7 +76,7 @@ def _prose(shape) -> str:
     """Up to `sentences` sentences of up to `sentence_chars` characters, each closed by a sentence mark."""
     first = "cjk" if shape.chinese_start else "prose-first"
     opening = f"{first} sentence-char{{0,{shape.sentence_chars - 2}}} sentence-end"
-    more = f" (sentence-char{{1,{shape.sentence_chars - 1}}} sentence-end){{0,{shape.sentences - 1}}}" \
+    more = f" (later-first sentence-char{{0,{shape.sentence_chars - 2}}} sentence-end){{0,{shape.sentences - 1}}}" \
         if shape.sentences > 1 else ""
     return f'"\\"" {opening}{more} "\\""'
 

@@ -152,8 +152,9 @@ class Reviewer:
                     retry.append(i)
                     continue
                 found = self.check(papers[i], review)
-                if not found:
-                    results[i] = self._accept(papers[i], review, completion, attempt, fitted[i][1])
+                if not any(problem.ask_again for problem in found):  # flagged for the reader, not asked again
+                    results[i] = self._accept(papers[i], review, completion, attempt, fitted[i][1],
+                                              flags=tuple(problem.text for problem in found))
                     continue
                 if i not in best or _badness(found) < _badness(best[i][1]):
                     best[i] = (review, found, completion, attempt)
