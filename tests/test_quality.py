@@ -41,6 +41,16 @@ def test_a_sentence_from_the_worked_example_is_caught_in_any_field():
     assert found.severe and "照抄" in found.feedback
 
 
+def test_one_english_term_an_example_also_uses_is_not_a_copy_but_an_english_sentence_is():
+    term = Example(texts=("本文比较学习率调度对 BERT fine-tuning 的影响。",), scores=(1, 1, 1))
+    assert not [p for p in problems(review(highlights="本文的 fine-tuning 方法扩展了上下文。"), [term], PAPER)
+                if "worked example" in p.text]
+    sentence = Example(texts=("它在 zero-shot transfer settings 下接近人类。",), scores=(1, 1, 1))
+    (found,) = [p for p in problems(review(highlights="本文在 zero-shot transfer settings 下表现最好。"), [sentence],
+                                    PAPER) if "worked example" in p.text]
+    assert found.severe and "zero-shottransfersett" in found.text
+
+
 def test_text_the_paper_itself_shares_with_an_example_is_not_a_copy():
     shared = "large language models (LLMs)"  # in the paper's abstract, and in the example below
     example = Example(texts=("本文研究预测模型和无损压缩之间的等价关系。", f"它研究 {shared} 的压缩能力。"), scores=(1, 1, 1))

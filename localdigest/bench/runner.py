@@ -137,7 +137,7 @@ def _reader_checks(reviewed, prompt: PromptTemplate) -> dict[str, float]:
         return sum(any(words in text for text in texts) for texts in found) / len(reviewed)
 
     generated = [r for r in reviewed if r.cost and not r.cached] or [r for r in reviewed if r.cost]
-    return {"example_text_share": share("worked example"), "first_person_share": share("first person"),
+    return {"example_text_share": share("copies the worked example"), "first_person_share": share("first person"),
             "truncated_share": share("cut off"), "flagged_share": sum(bool(r.flags) for r in reviewed) / len(reviewed),
             "retried_share": sum(r.cost.get("attempts", 1) > 1 for r in generated) / len(generated) if generated else 0.0}
 
