@@ -18,9 +18,8 @@ from localdigest.review.schema import PROSE, SCORE_DIMENSIONS, SENTENCE_END, Rev
 CHECKS_VERSION = 3
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
-# ... unless they are all Latin: "fine-tunin" is one English term any paper may use (measured: a
-# MetaMath review dropped for it), so a run without Chinese must be twice as long to count.
-LATIN_COPY_RUN = 20
+# A Latin letter counts half: "fine-tunin" is one English term any paper may use (measured: a
+# MetaMath review dropped for it), so an English run must be 20 long, a mixed one in between.
 MAX_OVERLAP = 0.5  # share of 亮点's 8-character runs found in 主要工作: it says nothing new
 MIN_CJK_SHARE = 0.3  # of the letters in a Chinese field; GPT-4's fields are 0.6-0.9
 FIRST_PERSON = re.compile(r"我们|(?<![自忘])我(?![国])|笔者|\b[Ww]e\b")
@@ -142,14 +141,18 @@ def _copied_from_examples(review: Review, examples: list[Example], paper_text: s
     paper = _norm(paper_text)
     for text in example_of(review).texts:
         compact = _norm(text)
-        for start in range(len(compact) - COPY_RUN + 1):
-            run = compact[start:start + COPY_RUN]
-            if not CJK.search(run):
-                run = compact[start:start + LATIN_COPY_RUN]
-                if len(run) < LATIN_COPY_RUN or CJK.search(run):
-                    continue  # a Latin run long enough is judged from where it starts; mixed ones as Chinese
+        weights = [1.0 if CJK.match(char) else 0.5 for char in compact]
+        end, weight = 0, 0.0
+        for start in range(len(compact)):
+            while end < len(compact) and weight < COPY_RUN:
+                weight += weights[end]
+                end += 1
+            if weight < COPY_RUN:
+                break
+            run = compact[start:end]
             if run in pool and run not in paper:
                 return run
+            weight -= weights[start]
     return None
 
 
