@@ -135,7 +135,7 @@ def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_
     assert asked[1][:-1] == asked[0][:-1] and asked[1][-1]["content"].startswith(asked[0][-1]["content"])
     assert "第一人称" in asked[1][-1]["content"].removeprefix(asked[0][-1]["content"])
     assert result.review is not None and result.flags == ("main_work is in the first person",)
-    assert "> ⚠️ 自动检查提示：main_work is in the first person" in render_markdown(DigestInfo("2023-09-22", "m", "p"),
+    assert "> ⚠️ 自动检查提示：main\\_work is in the first person" in render_markdown(DigestInfo("2023-09-22", "m", "p"),
                                                                               [result])
     again = reviewer(tiny_gguf, tmp_path / "cache").review(paper)  # cached, and flagged again on the way out
     assert again.cached and again.flags == result.flags

@@ -39,7 +39,7 @@ def test_a_pickled_entry_in_a_shared_cache_is_never_loaded(tmp_path):
 
 
 def test_entries_are_json_and_a_malformed_one_is_a_miss(tmp_path):
-    from localdigest.review.schema import Review
+    from localdigest.review.schema import REVIEW_SCHEMA_VERSION, Review
 
     store = ReviewCache(tmp_path / "cache")
     review = Review.from_dict(valid_dict())
@@ -47,9 +47,10 @@ def test_entries_are_json_and_a_malformed_one_is_a_miss(tmp_path):
     raw = diskcache.Cache(str(tmp_path / "cache"))
     assert json.loads(raw.get("good"))["review"] == review.to_dict()  # plain JSON text on disk
     too_long = {**valid_dict(), "highlights": "长" * 5000}
-    raw.set("long", json.dumps({"schema": 2, "review": too_long}))
+    raw.set("long", json.dumps({"schema": REVIEW_SCHEMA_VERSION, "review": too_long}))
     raw.set("deep", "[" * 100_000)
-    raw.set("control", json.dumps({"schema": 2, "review": {**valid_dict(), "main_work": "## x\n<script>"}}))
+    control = {**valid_dict(), "main_work": "## x\n<script>"}
+    raw.set("control", json.dumps({"schema": REVIEW_SCHEMA_VERSION, "review": control}))
     assert store.get("good").review == review
     assert [store.get(k) for k in ("long", "deep", "control")] == [None, None, None] and store.foreign == 3
 

@@ -169,10 +169,10 @@ def test_a_run_where_every_paper_fails_keeps_the_old_digest(bad_server, tmp_path
 def test_ctrl_c_with_parallel_requests_on_a_hung_server_ends_at_once(bad_server, tmp_path):
     Misbehaving.mode, Misbehaving.good_answers = "hang-after", 2
     env = {**os.environ, "LOCALDIGEST_CACHE_DIR": str(tmp_path / "cache")}
+    log = (tmp_path / "stderr.txt").open("w")  # a file, not a pipe nobody reads until the end
     process = subprocess.Popen([sys.executable, "-m", "localdigest", "run", "--feed", str(HF_FEED), "--date",
                                 "2023-09-22", "--server", bad_server, "--parallel", "3", "--out",
-                                str(tmp_path / "d.md")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                                str(tmp_path / "d.md")], env=env, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 60
     while len(Misbehaving.bodies) < 5 and time.monotonic() < deadline:  # 2 answered, 3 hanging
         time.sleep(0.05)
@@ -180,7 +180,12 @@ def test_ctrl_c_with_parallel_requests_on_a_hung_server_ends_at_once(bad_server,
     assert len(Misbehaving.bodies) == 5 and Misbehaving.answered == 2, "the run did not get to the hung requests"
     process.send_signal(signal.SIGINT)
     interrupted = time.monotonic()
-    _, stderr = process.communicate(timeout=10)
+    try:
+        process.wait(timeout=10)
+    finally:
+        process.kill()
+        log.close()
+    stderr = (tmp_path / "stderr.txt").read_text(encoding="utf-8")
     assert time.monotonic() - interrupted < 2, stderr
     assert process.returncode == 130 and "Interrupted; reviews finished so far are cached" in stderr
     assert len(ReviewCache(tmp_path / "cache")) == 2  # the two finished before Ctrl-C were kept

@@ -195,7 +195,7 @@ def test_fingerprint_follows_content(tmp_path, tiny_gguf):
 
 
 @pytest.mark.parametrize("setting, problem", [
-    ("temperature = nan", "temperature = nan is out of range"), ("top_p = 50", "top_p = 50 is out of range"),
+    ("temperature = nan", "'temperature' must be a non-negative number"), ("top_p = 50", "top_p = 50 is out of range"),
     ("n_ctx = 0", "too small"), ("max_tokens = 0", "max_tokens = 0 is out of range"), ("attempts = 9", "1 to 5"),
 ])
 def test_nonsense_generation_settings_are_errors_naming_the_entry(tmp_path, tiny_gguf, setting, problem):
