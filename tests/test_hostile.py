@@ -92,8 +92,8 @@ def test_hostile_titles_and_review_text_stay_literal_text(tmp_path):
     tokens = rendered_tokens(markdown)
     assert [t.type for t in tokens if t.type.startswith("html")] == []
     links = [t.attrGet("href") for t in tokens if t.type == "link_open"]
-    assert all(href.startswith("https://huggingface.co/papers") for href in links)
-    assert len(links) == 1 + len(results)  # the day's page, and one per paper
+    assert all(href.startswith(("https://arxiv.org/abs/2309.", "https://arxiv.org/pdf/2309.")) for href in links)
+    assert len(links) == 2 * len(results)  # each paper's arXiv page and PDF, nothing a title or review brought
     headings = [t for t in tokens if t.type == "heading_open"]
     assert len([h for h in headings if h.tag == "h2"]) == len(results)
     kinds = [t.type for t in tokens]

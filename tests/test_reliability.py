@@ -72,9 +72,12 @@ def test_interrupted_run_keeps_finished_reviews_and_the_old_digest(tiny_registry
     out = tmp_path / "digest.md"
     out.write_text("the previous complete digest\n", encoding="utf-8")
     process = digest_process(tiny_registry, tmp_path, "--out", str(out))
-    wait_for_reviews(process, tmp_path, 2)
-    process.send_signal(sig)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        wait_for_reviews(process, tmp_path, 2)
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()  # never left running after a failed assertion
     if sig == signal.SIGINT:
         assert process.returncode == 130 and "Interrupted; reviews finished so far are cached" in stderr
         assert "Traceback" not in stderr
@@ -107,13 +110,13 @@ def test_partial_digest_is_complete_markdown_after_a_kill(tiny_registry, tmp_pat
         if out.exists() and out.read_text(encoding="utf-8").count("### 4. 评分") >= 2:
             break
         time.sleep(0.05)
-    process.kill()
+    process.kill()  # also when the wait above ran out
     process.communicate(timeout=60)
     text = out.read_text(encoding="utf-8")
-    assert text.startswith("# 【2023-09-22】Huggingface 每日论文速览") and f"共推荐 {TOTAL} 篇论文。" in text
+    assert text.startswith("# 【2023-09-22】arXiv 每日论文速览") and f"共推荐 {TOTAL} 篇论文。" in text  # plain lists
     reviewed, pending = text.count("### 4. 评分"), text.count("⏳ 本文速览尚未生成")
     assert reviewed >= 2 and reviewed + pending == TOTAL and pending > 0
-    assert text.count("[到 Huggingface 论文主页查看详情]") == TOTAL
+    assert text.count("[到 arXiv 查看详情]") == TOTAL
 
 
 def test_partial_needs_an_output_file(tiny_registry):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from localdigest.review.pipeline import PaperResult
 from localdigest.review.schema import SCORE_DIMENSIONS
+from localdigest.sources.papers import HF
 
 PENDING = "pending"  # the error text of a paper a --partial digest has not reached yet
 # Text from feeds, models and servers is data: in the digest it must read as the text it is,
@@ -26,16 +27,21 @@ class DigestInfo:
 
 
 def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
+    # The reference layout names Hugging Face; a digest of arXiv feeds names arXiv instead.
+    from_hf = sum(r.paper.source == HF for r in results)
+    hf = bool(results) and from_hf == len(results)
+    source = "Huggingface Daily Papers" if hf else "Huggingface Daily Papers 与 arXiv" if from_hf else "arXiv"
+    count = f"共推荐 {info.total if info.total is not None else len(results)} 篇论文" + \
+        (f"（{text(info.arranged)}）。" if info.arranged else "。")
     lines = [
-        f"# 【{text(info.date)}】Huggingface 每日论文速览",
+        f"# 【{text(info.date)}】{'Huggingface ' if hf else 'arXiv ' if not from_hf else ''}每日论文速览",
         "",
-        f"- [Huggingface Daily Papers {info.date}](https://huggingface.co/papers?date={info.date}) "
-        f"共推荐 {info.total if info.total is not None else len(results)} 篇论文"
-        + (f"（{text(info.arranged)}）。" if info.arranged else "。"),
+        (f"- [Huggingface Daily Papers {info.date}](https://huggingface.co/papers?date={info.date}) " if hf
+         else f"- 来自 {source} 的论文，") + count,
         "",
         "> 💡说明：",
         ">",
-        "> - 本文对 Huggingface Daily Papers 推荐的论文从：主要工作、主要亮点、关键词和评估四个方面进行速览。",
+        f"> - 本文对 {source} 的论文从：主要工作、主要亮点、关键词和评估四个方面进行速览。",
         ">",
         "> - 论文的速览内容基于论文的摘要，"
         + (f"使用推理服务器 {code(info.server)} 上的模型 {text(info.model)}" if info.server
@@ -85,8 +91,30 @@ def _paper_section(result: PaperResult) -> list[str]:
             lines += [f"- {label}：{score.score:g}/5。 {text(score.reason)}", ""]
         if result.flags:  # the checks still found these after the retries: the reader should know
             lines += [f"> ⚠️ 自动检查提示：{text('；'.join(result.flags))}", ""]
-    lines += [f"[到 Huggingface 论文主页查看详情]({paper.page_url})", ""]
+    lines += [_links(paper), ""]
     return lines
+
+
+def _links(paper) -> str:
+    """The paper's links line: its page (Hugging Face's for an HF paper, as in the reference
+    layout), arXiv and the PDF, the code the feed names, and the HF counts it gives."""
+    links = [f"[到 Huggingface 论文主页查看详情]({paper.hf_url})" if paper.source == HF
+             else f"[到 arXiv 查看详情]({paper.abs_url})"]
+    if paper.source == HF:
+        links.append(f"[arXiv]({paper.abs_url})")
+    links.append(f"[PDF]({paper.pdf_url})")
+    if paper.code_url:
+        links.append(f"[代码](<{_url(paper.code_url)}>)" + (f" ⭐ {paper.stars}" if paper.stars is not None else ""))
+    if paper.upvotes is not None:
+        links.append(f"👍 {paper.upvotes}")
+    if paper.comments:
+        links.append(f"💬 {paper.comments}")
+    return " · ".join(links)
+
+
+def _url(value: str) -> str:
+    """A feed's URL inside <…>: percent-encode what could end the link or open markup."""
+    return "".join(f"%{ord(c):02X}" if c in "<> \\`\"'()[]" or not c.isprintable() else c for c in value)
 
 
 def render_json(info: DigestInfo, results: list[PaperResult]) -> str:
@@ -98,6 +126,13 @@ def render_json(info: DigestInfo, results: list[PaperResult]) -> str:
             "published": r.paper.published,
             "upvotes": r.paper.upvotes,
             "url": r.paper.page_url,
+            "source": r.paper.source,
+            "links": {"arxiv": r.paper.abs_url, "pdf": r.paper.pdf_url,
+                      **({"huggingface": r.paper.hf_url} if r.paper.source == HF else {}),
+                      **({"code": r.paper.code_url} if r.paper.code_url else {})},
+            "stars": r.paper.stars,
+            "comments": r.paper.comments,
+            "ai_keywords": list(r.paper.ai_keywords),
             "abstract": r.paper.abstract,
             "review": r.review.to_dict() if r.review else None,
             "flags": list(r.flags),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from localdigest.sources import fetch
 from localdigest.errors import FeedError, option
-from localdigest.sources.papers import Paper
+from localdigest.sources.papers import HF, Paper
 
 ARXIV_ID = re.compile(r"(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(v\d+)?")
 ARXIV_RSS_PREFIX = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*Abstract:\s*", re.IGNORECASE)
@@ -80,6 +80,11 @@ def _richer(kept: Paper, new: Paper) -> Paper:
         published=base.published or other.published,
         upvotes=max((u for u in (base.upvotes, other.upvotes) if u is not None), default=None),
         url=base.url or other.url,
+        source=HF if HF in (base.source, other.source) else base.source,
+        comments=base.comments if base.comments is not None else other.comments,
+        code_url=base.code_url or other.code_url,
+        stars=base.stars if base.stars is not None else other.stars,
+        ai_keywords=base.ai_keywords or other.ai_keywords,
     )
 
 
@@ -186,18 +191,32 @@ def _paper_from_record(item) -> Paper:
                                         ("abstract ('summary')", abstract)) if not value]
     if missing:
         raise ValueError(f"no {', no '.join(missing)} as text")
-    upvotes = record.get("upvotes")
     submitted = record.get("submittedOnDailyAt") or item.get("publishedAt") or record.get("publishedAt") \
         or record.get("published")
+    code = _text(record, "githubRepo")
     return Paper(
         arxiv_id=match.group(1),
         title=title,
         abstract=abstract,
         authors=_authors(record.get("authors")),
         published=_iso_day(submitted),
-        upvotes=upvotes if isinstance(upvotes, int) and not isinstance(upvotes, bool) else None,
+        upvotes=_count(record.get("upvotes")),
         url=record.get("url") if isinstance(record.get("url"), str) else None,
+        # The daily-papers API wraps each paper ({"paper": {...}, "numComments": ...}); so do saved copies.
+        source=HF if "paper" in item or "submittedOnDailyAt" in record else "arxiv",
+        comments=_count(item.get("numComments")),
+        code_url=code if code.startswith(("https://", "http://")) else None,
+        stars=_count(record.get("githubStars")),
+        ai_keywords=_strings(record.get("ai_keywords"))[:10],
     )
+
+
+def _strings(value) -> tuple[str, ...]:
+    return tuple(_clean(v) for v in value if isinstance(v, str) and v.strip()) if isinstance(value, list) else ()
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _text(record: dict, key: str) -> str:
