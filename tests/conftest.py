@@ -1,4 +1,5 @@
 import json
+import signal
 import socket
 from pathlib import Path
 
@@ -54,3 +55,9 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     return attempts
+
+
+def interruptible():
+    """preexec_fn for a child that a test Ctrl-Cs: a shell that runs the tests in the background
+    starts them with SIGINT ignored, children inherit that, and Python then installs no handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

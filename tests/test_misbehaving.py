@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import HF_FEED
+from conftest import HF_FEED, interruptible
 from localdigest.cli import main
 from localdigest.review.cache import ReviewCache
 from localdigest.sources import fetch
@@ -172,7 +172,8 @@ def test_ctrl_c_with_parallel_requests_on_a_hung_server_ends_at_once(bad_server,
     log = (tmp_path / "stderr.txt").open("w")  # a file, not a pipe nobody reads until the end
     process = subprocess.Popen([sys.executable, "-m", "localdigest", "run", "--feed", str(HF_FEED), "--date",
                                 "2023-09-22", "--server", bad_server, "--parallel", "3", "--out",
-                                str(tmp_path / "d.md")], env=env, stdout=subprocess.DEVNULL, stderr=log)
+                                str(tmp_path / "d.md")], env=env, stdout=subprocess.DEVNULL, stderr=log,
+                               preexec_fn=interruptible)
     deadline = time.monotonic() + 60
     while len(Misbehaving.bodies) < 5 and time.monotonic() < deadline:  # 2 answered, 3 hanging
         time.sleep(0.05)

@@ -14,7 +14,7 @@ import diskcache
 import pytest
 from click.testing import CliRunner
 
-from conftest import HF_FEED, BENCH_DATA
+from conftest import BENCH_DATA, HF_FEED, interruptible
 from localdigest.review.cache import ReviewCache
 from localdigest.cli import main
 
@@ -49,8 +49,13 @@ def digest_process(tiny_registry, tmp_path, *extra, preexec_fn=None):
     env = {**os.environ, "LOCALDIGEST_MODELS_FILE": str(tiny_registry)}
     args = [sys.executable, "-m", "localdigest", "run", *sum((["--feed", f] for f in ALL_PAPERS), []),
             "--cache-dir", str(tmp_path / "cache"), "--date", "2023-09-22", *extra]
+    def prepare():
+        interruptible()
+        if preexec_fn:
+            preexec_fn()
+
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=preexec_fn)
+                            preexec_fn=prepare)
 
 
 def cached_reviews(tmp_path) -> int:
