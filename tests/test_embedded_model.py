@@ -35,7 +35,9 @@ def test_embedded_default_model_writes_a_chinese_digest_worth_reading(tmp_path, 
         assert not re.search("我们|笔者", main_work + highlights)
         assert 60 <= len(main_work) <= 400 and main_work.endswith(("。", "！", "？"))
         reasons = [s["reason"] for s in review["scores"].values()]
-        assert len(set(reasons)) == 3 and all(r.endswith(("。", "！", "？")) for r in reasons)
+        assert all(r.endswith(("。", "！", "？")) for r in reasons)
+        # Identical reasons are not asked again (a retry did not fix them): they must carry the flag.
+        assert len(set(reasons)) == 3 or "two score reasons are identical" in paper["flags"], reasons
         assert len({k["en"].casefold() for k in review["keywords"]}) == 5
     rerun = CliRunner().invoke(main, args)
     assert "2 from cache" in rerun.stderr and "0 generated" in rerun.stderr
