@@ -148,7 +148,7 @@ class LocalModel:
             llama = self._load()
             vocabulary = tuple(llama.detokenize([token]) for token in range(llama.n_vocab()))
             singles = sorted({word.encode("utf-8") for word in avoid if len(word) == 1})
-            # Tokens that end one byte short of a banned character (Qwen's " \\xe6\\x88") go too: the
+            # Tokens that end one byte short of a banned character (Qwen's " \xe6\x88") go too: the
             # 64 characters that share those bytes all have tokens of their own to be written with.
             # Latin words go as whole tokens only ("we" bans " we", never "weight"); others by prefix.
             latin = {word for word in avoid if word.isascii()}
