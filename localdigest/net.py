@@ -11,6 +11,11 @@ import time
 import httpx
 
 
+def printable(text: str) -> str:
+    """Text a server sent, fit for a one-line message: no control characters (ANSI escapes)."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
 class TooLarge(Exception):
     """The answer passed the size cap (its size so far is in .size)."""
 

@@ -1,6 +1,9 @@
+import http.server
 import json
 import signal
 import socket
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,37 @@ def interruptible():
     """preexec_fn for a child that a test Ctrl-Cs: a shell that runs the tests in the background
     starts them with SIGINT ignored, children inherit that, and Python then installs no handler."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class LocalHTTP:
+    """A real HTTP server on 127.0.0.1 answering with `handler` (a BaseHTTPRequestHandler class)."""
+
+    def __init__(self, handler):
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True  # a handler that hangs on purpose never holds up the test
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._stopped = False
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+
+@contextmanager
+def http_server(handler, monkeypatch=None):
+    """A LocalHTTP for the test's duration; with monkeypatch it is also the Hugging Face endpoint,
+    with offline mode off (conftest turns it on for every other test)."""
+    server = LocalHTTP(handler)
+    if monkeypatch is not None:
+        import huggingface_hub.constants
+
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        monkeypatch.setenv("HF_ENDPOINT", server.base)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    try:
+        yield server
+    finally:
+        server.stop()

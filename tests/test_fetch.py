@@ -2,13 +2,12 @@
 
 import http.server
 import json
-import threading
 import urllib.parse
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import FIXTURES, HF_FEED
+from conftest import FIXTURES, HF_FEED, http_server
 from localdigest.cli import main
 from localdigest.errors import FeedError, option
 from localdigest.sources.feeds import FeedOptions, load_feeds
@@ -38,24 +37,9 @@ class FeedServer(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server(monkeypatch):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FeedServer)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    import huggingface_hub.constants
-
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    monkeypatch.setenv("HF_ENDPOINT", base)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     FeedServer.requests = []
-
-    def stop():
-        httpd.shutdown()
-        httpd.server_close()
-
-    yield type("Server", (), {"base": base, "stop": staticmethod(stop)})
-    if thread.is_alive():
-        stop()
+    with http_server(FeedServer, monkeypatch) as local:
+        yield local
 
 
 def test_hf_daily_papers_for_a_date_are_fetched_and_saved(server, tmp_path):

@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import HF_FEED, interruptible
+from conftest import HF_FEED, http_server, interruptible
 from localdigest.cli import main
 from localdigest.review.cache import ReviewCache
 from localdigest.sources import fetch
@@ -105,16 +104,9 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def bad_server(monkeypatch):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     Misbehaving.mode, Misbehaving.answered, Misbehaving.good_answers, Misbehaving.bodies = "ok", 0, 0, []
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    monkeypatch.setenv("HF_ENDPOINT", base)
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    yield base
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server(Misbehaving, monkeypatch) as local:
+        yield local.base
 
 
 def run(*args):

@@ -1,12 +1,12 @@
 import hashlib
 import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from conftest import http_server
 from localdigest.cli import main
 from localdigest.testing.tiny_model import write_tiny_gguf
 
@@ -146,20 +146,14 @@ def hub(tmp_path, tiny_gguf, monkeypatch):
     import huggingface_hub.constants
 
     FakeHub.body = tiny_gguf.read_bytes()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     models = tmp_path / "config" / "models.toml"
     models.parent.mkdir(parents=True, exist_ok=True)
     sha = hashlib.sha256(FakeHub.body).hexdigest()
     models.write_text(f'[models.hubtiny]\nhf_repo = "org/tiny-GGUF"\nfile = "tiny.gguf"\nsha256 = "{sha}"\n'
                       '[models.missing]\nhf_repo = "org/missing-GGUF"\nfile = "x.gguf"\n')
-    yield tmp_path / "hub"
-    server.shutdown()
-    server.server_close()
+    with http_server(FakeHub, monkeypatch):
+        yield tmp_path / "hub"
 
 
 def on_disk(name: str) -> str:

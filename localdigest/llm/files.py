@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localdigest import paths
+from localdigest.atomic import replace_file
 from localdigest.llm.chat_formats import BUILTIN, FROM_GGUF
 from localdigest.errors import ModelError, option
 from localdigest.llm.registry import ModelSpec, parse_entry, check_name, load_registry
@@ -140,7 +141,7 @@ def _remove_user_entry(name: str) -> bool:
     if start is None:
         return False
     end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
-    _write_text(user_file, "".join(lines[:start] + lines[end:]))
+    replace_file(user_file, "".join(lines[:start] + lines[end:]).encode("utf-8"))
     return True
 
 
@@ -182,15 +183,5 @@ def add(source: Path, name: str, chat_format: str | None, copy: bool = True) -> 
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
-    _write_text(user_file, new)
+    replace_file(user_file, new.encode("utf-8"))
     return target
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".partial")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)

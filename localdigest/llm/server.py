@@ -21,7 +21,7 @@ from localdigest.errors import ModelError, PromptRejected, option
 from localdigest.llm.base import AnswerFormat, Completion, GenerationSettings, as_format
 from localdigest.llm.chat_formats import defuse
 from localdigest.llm.registry import STRUCTURED_MODES, ModelSpec
-from localdigest.net import TooLarge, read_bounded
+from localdigest.net import TooLarge, printable, read_bounded
 
 # How each server family takes schema-constrained output. The llama.cpp family gets our own
 # GBNF (it forbids raw control characters, which their JSON-schema converters let through).
@@ -247,9 +247,7 @@ def _error_message(content: bytes, status: int) -> str:
         message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
     except (ValueError, AttributeError, RecursionError):
         message = text
-    # Server text is data: no control characters (ANSI escapes) reach the terminal.
-    message = "".join(ch if ch.isprintable() else " " for ch in message)
-    return " ".join(message.split())[:300] or f"HTTP {status}"
+    return " ".join(printable(message).split())[:300] or f"HTTP {status}"  # server text is data
 
 
 def _count(value) -> int:

@@ -8,8 +8,9 @@ import urllib.parse
 from pathlib import Path
 
 from localdigest import paths
+from localdigest.atomic import replace_file
 from localdigest.errors import FeedError, option
-from localdigest.net import TooLarge, read_bounded
+from localdigest.net import TooLarge, printable, read_bounded
 
 TIMEOUT_SECONDS = 60  # for a whole feed (all pages of a day), not for each read
 MAX_BYTES = 32 * 1024 * 1024  # a day of arXiv cs.* RSS is a few MB; 32 MB is no feed
@@ -70,7 +71,7 @@ def fetch_hf_daily(date: str, offline: bool = False, timeout: float | None = Non
         if not isinstance(batch, list):
             detail = batch.get("error") if isinstance(batch, dict) else None
             raise FeedError(f"{url}?date={date}: Hugging Face answered with an error"
-                            + (f" ({_printable(str(detail))[:200]})" if detail else " instead of a list of papers"),
+                            + (f" ({printable(str(detail))[:200]})" if detail else " instead of a list of papers"),
                             f"check {option('date')} (YYYY-MM-DD, not in the future); " + _replay_hint(saved))
         items.extend(batch)
         if len(batch) < HF_PAGE_SIZE:
@@ -103,22 +104,11 @@ def _get(url: str, params: dict, saved: Path, timeout: float, deadline: float | 
 
 def _save(path: Path, body: bytes) -> Path | None:
     """Keep a copy for offline replay (atomically: a reader never sees half of one); None if that failed."""
-    temp = path.with_name(path.name + ".partial")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_bytes(body)
-        temp.replace(path)
+        replace_file(path, body)
         return path
     except OSError:
-        try:
-            temp.unlink(missing_ok=True)
-        except OSError:
-            pass
         return None  # a copy for later replay is a convenience; the digest does not depend on it
-
-
-def _printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def _slug(url: str) -> str:
@@ -137,6 +127,6 @@ def _offline_error(what: str, saved: Path) -> FeedError:
 
 
 def _unreachable_error(url: str, reason, saved: Path) -> FeedError:
-    return FeedError(f"cannot reach {urllib.parse.urlsplit(url).netloc or url}: {_printable(str(reason))}",
+    return FeedError(f"cannot reach {urllib.parse.urlsplit(url).netloc or url}: {printable(str(reason))}",
                      _replay_hint(saved) if saved.is_file() else
                      "you may be offline: save the feed on a connected machine and pass the file")
