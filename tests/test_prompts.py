@@ -5,7 +5,7 @@ from localdigest.sources.papers import Paper
 from localdigest.review.prompts import PROMPTS_DIR, load_prompt
 
 PAPERS = [Paper(arxiv_id="2309.1", title="A", abstract="First.", authors=("X",)),
-          Paper(arxiv_id="2309.2", title="B", abstract="Second $x$.")]
+          Paper(arxiv_id="2309.2", title="B", abstract="Second $5 and $10 ${not_a_variable}.")]
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in PROMPTS_DIR.glob("*.toml")))
@@ -13,7 +13,22 @@ def test_shipped_prompts_render_a_shared_prefix(name):
     template = load_prompt(name)
     first, second = (template.messages(p) for p in PAPERS)
     assert first[:-1] == second[:-1]  # byte-identical prefix: llama.cpp evaluates it once per run
-    assert "First." in first[-1]["content"] and "Second $x$." in second[-1]["content"]
+    # Dollars in a paper are the paper's text, never template variables.
+    assert "First." in first[-1]["content"] and "Second $5 and $10 ${not_a_variable}." in second[-1]["content"]
+
+
+@pytest.mark.parametrize("abstract, shown", [
+    ("a $360^\\circ$ view", "a 360° view"),  # garbled by the model when shown as LaTeX
+    ("up to 2.8$\\times$ faster", "up to 2.8× faster"),
+    ("tasks, \\eg ASR, \\ie speech", "tasks, e.g. ASR, i.e. speech"),
+    ("$\\alpha$-blending at $O(n^{2})$ for $x_{i}$ and $k$", "α-blending at O(n^2) for xi and k"),
+    ("\\textbf{\\emph{Fast}}LLM uses 5\\textmu s", "FastLLM uses 5µ s"),
+    # Not LaTeX, left as written: money, a per cent sign, a tilde, an unknown command, a lone dollar.
+    ("costs $5 and $10, 20% of it, ~10x, C:\\Users, a $ b $ c", "costs $5 and $10, 20% of it, ~10x, C:\\Users, a $ b $ c"),
+])
+def test_the_prompt_shows_latex_as_text(abstract, shown):
+    messages = load_prompt("default").messages(Paper(arxiv_id="2309.3", title="T $\\times$ 2", abstract=abstract))
+    assert f"摘要：{shown}" in messages[-1]["content"] and "标题：T × 2" in messages[-1]["content"]
 
 
 def test_prompt_by_path_and_unknown_variable(tmp_path):

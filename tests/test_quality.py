@@ -4,7 +4,7 @@ import pytest
 
 from localdigest.review.checks import Example, example_of, is_loop, problems
 from localdigest.review.prompts import load_prompt
-from localdigest.review.schema import Review
+from localdigest.review.schema import PROSE, Review
 from test_reviews import valid_dict
 
 PAPER = ("LongLoRA: Efficient Fine-tuning of Long-Context Large Language Models\n"
@@ -61,7 +61,7 @@ def test_text_the_paper_itself_shares_with_an_example_is_not_a_copy():
     ({"main_work": "我们提出了 LongLoRA，一种在有限计算成本下扩展上下文的微调方法。"}, "main_work is in the first person"),
     ({"highlights": "We extend LLaMA2 7B from 4k context to 100k on one machine with two lines of code."},
      "not written in Chinese: highlights"),
-    ({"main_work": "本文提出 LongLoRA，" + "它" * 120 + "。"}, "main_work is cut off"),
+    ({"main_work": "本文提出 LongLoRA，" + "它" * (PROSE["main_work"].sentence_chars - 15) + "。"}, "main_work is cut off"),
     ({"highlights": "移位短注意力只需两行代码即可实现"}, "highlights is cut off"),
     ({"highlights": GOOD.replace("本文提出", "它是")}, "highlights repeat 主要工作"),
     ({"keywords": [{"en": "LoRA", "zh": "低秩适配"}, {"en": "lora", "zh": "LoRA"}] + valid_dict()["keywords"][2:]},

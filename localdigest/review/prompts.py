@@ -9,6 +9,7 @@ from pathlib import Path
 
 from localdigest import paths
 from localdigest.errors import PromptError
+from localdigest.sources.latex import latex_to_text
 from localdigest.sources.papers import Paper
 from localdigest.review.schema import REVIEW_SCHEMA
 
@@ -99,9 +100,10 @@ def load_prompt(name_or_path: str | None = None) -> PromptTemplate:
 
 def _variables(paper: Paper) -> dict:
     return {
-        "title": paper.title,
+        # LaTeX as text: the model copies "$360^\circ$" back garbled, "360°" it copies right.
+        "title": latex_to_text(paper.title),
         "authors": ", ".join(paper.authors) or "unknown",
-        "abstract": paper.abstract,
+        "abstract": latex_to_text(paper.abstract),
         "arxiv_id": paper.arxiv_id,
         "schema": json.dumps(REVIEW_SCHEMA, ensure_ascii=False),
     }
