@@ -64,6 +64,8 @@ def test_text_the_paper_itself_shares_with_an_example_is_not_a_copy():
     ({"main_work": "本文提出 LongLoRA，" + "它" * (PROSE["main_work"].sentence_chars - 15) + "。"}, "main_work is cut off"),
     ({"highlights": "移位短注意力只需两行代码即可实现"}, "highlights is cut off"),
     ({"highlights": GOOD.replace("本文提出", "它是")}, "highlights repeat 主要工作"),
+    ({"main_work": GOOD + "推理时仍使用全注意力。" + GOOD}, "main_work says one sentence twice"),
+    ({"main_work": "本文把 LLaMA2 7 亿参数模型的上下文扩展到 100k。"}, "writes 7B as 7 亿 (7B is 70 亿)"),
     ({"keywords": [{"en": "LoRA", "zh": "低秩适配"}, {"en": "lora", "zh": "LoRA"}] + valid_dict()["keywords"][2:]},
      "duplicate keywords"),
     ({"scores": {k: {"score": 4, "reason": "很有用。"} for k in ("practicality", "innovation", "recommendation")}},
@@ -75,7 +77,17 @@ def test_problems_a_reader_would_see_are_named_and_mild(changes, expected):
     found = [p for p in problems(review(**changes), default_examples(), PAPER) if expected in p.text]
     assert found and not found[0].severe and found[0].feedback
     # Only what a new answer has been seen to fix is asked again; the rest is a flag for the reader.
-    assert found[0].ask_again == (expected in ("main_work is in the first person", "not written in Chinese: highlights"))
+    assert found[0].ask_again == (expected in ("main_work is in the first person", "not written in Chinese: highlights",
+                                               "main_work says one sentence twice", "writes 7B as 7 亿 (7B is 70 亿)"))
+
+
+@pytest.mark.parametrize("main_work", [
+    "本文把 LLaMA2 70 亿参数模型的上下文扩展到 100k。",  # right: 7B is 70 亿
+    "本文把 LLaMA2 7B 的上下文扩展到 100k，而 17 亿参数的模型不在其列。",  # 17 亿 is not 7 亿
+    "本文的方法只需两行代码。本文的方法只需两行代码就能接入。",  # similar sentences, not the same one
+])
+def test_right_numbers_and_distinct_sentences_are_not_problems(main_work):
+    assert problems(review(main_work=main_work), default_examples(), PAPER) == []
 
 
 @pytest.mark.parametrize("changes, expected", [

@@ -45,4 +45,4 @@ def main():
 
 
 # Each module adds its commands to `main`; importing them here is what registers them.
-from localdigest.cli import bench, cache, feeds, models, run  # noqa: E402,F401
+from localdigest.cli import bench, cache, feeds, models, run, site  # noqa: E402,F401

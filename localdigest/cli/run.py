@@ -28,11 +28,16 @@ from localdigest.errors import LocaldigestError
                    "(推荐度, then 实用性 + 创新性).")
 @click.option("--min-score", type=click.FloatRange(0, 5), metavar="X",
               help="Leave out papers whose 推荐度 is below X (0-5); papers that could not be reviewed stay.")
+@click.option("--new-only", is_flag=True,
+              help="Leave out papers that were in the saved digest of an earlier day (by arXiv id, any version); "
+                   "without it they are marked with the day they first appeared.")
+@click.option("--no-archive", is_flag=True,
+              help="Do not keep this digest as the day's digest for `localdigest site build` (a trial run).")
 @click.option("--partial", is_flag=True,
               help="Rewrite --out after every paper, so an interrupted or failing run leaves the digest so far.")
 @debug_option
 def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_format, model, prompt, cache_dir,
-        no_cache, threads, gpu_layers, ctx, batch_size, server, api_key, parallel, timeout, order, min_score, partial, debug):
+        no_cache, threads, gpu_layers, ctx, batch_size, server, api_key, parallel, timeout, order, min_score, new_only, no_archive, partial, debug):
     """Review the papers in the feeds and write the digest."""
     from localdigest.cli.progress import DigestProgress
     from localdigest.output.arrange import arrange
@@ -45,14 +50,21 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
         raise LocaldigestError("--partial needs --out FILE", "name the digest file to keep up to date")
     if out != "-":
         check_writable(Path(out))  # now, not after every review was generated
-    papers = load_papers(feeds, date, limit, min_upvotes, include_replaced, offline)
+    from localdigest.output.archive import first_seen
+
+    seen, unreadable = first_seen(date)
+    for problem in unreadable:
+        stderr.print(warn(problem), highlight=False, soft_wrap=True)
+    papers = load_papers(feeds, date, limit, min_upvotes, include_replaced, offline,
+                         skip_ids=frozenset(seen) if new_only else frozenset())
     template = load_prompt(prompt)
     engine = open_engine(model, server=server, api_key=api_key, threads=threads, ctx=ctx, gpu_layers=gpu_layers,
                          batch_size=batch_size, parallel=parallel, timeout=timeout, offline=offline,
                          papers=len(papers))
     cache = None if no_cache else open_cache(cache_dir)
 
-    info = DigestInfo(date=date, model=engine.describe(), prompt=template.name, server=engine.url)
+    info = DigestInfo(date=date, model=engine.describe(), prompt=template.name, server=engine.url,
+                      first_seen={p.arxiv_id: seen[p.arxiv_id] for p in papers if p.arxiv_id in seen})
     render = render_json if output_format == "json" else render_markdown
     started = time.perf_counter()
     with DigestProgress(len(papers), stderr) as progress:
@@ -84,6 +96,8 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
     if arranged.note:
         info = replace(info, arranged=arranged.note, total=len(digest.results))
     text = render(info, arranged.results)
+    if not no_archive:
+        _archive(info, arranged.results)
     if out == "-":
         if output_format == "markdown" and sys.stdout.isatty():
             from rich.console import Console
@@ -95,3 +109,15 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
     else:
         write_atomic(Path(out), text)
         say(f"Wrote {out}")
+
+
+def _archive(info, results) -> None:
+    """Keep the digest as the day's digest for `site build`; the digest itself does not depend on it."""
+    from localdigest.output.archive import save
+    from localdigest.output.render import render_json
+
+    try:
+        save(render_json(info, results), info.date)
+    except OSError as exc:
+        say(f"Warning: could not keep the digest for `localdigest site build`: {exc.strerror} ({exc.filename})",
+            "yellow")

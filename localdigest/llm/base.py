@@ -57,6 +57,7 @@ class Completion:
     seconds: float
     evaluated_prompt_tokens: int = 0  # after prefix reuse: what llama.cpp really had to evaluate
     prompt_seconds: float = 0.0
+    forced_tokens: int = 0  # of completion_tokens, appended without sampling (llm.forced)
 
 
 OnToken = Callable[[], None] | None

@@ -8,6 +8,7 @@ tags the cells, it moves no data).
 """
 
 import os
+import re
 import time
 from collections.abc import Callable
 
@@ -15,9 +16,11 @@ import numpy as np
 
 from localdigest.llm.base import Completion
 from localdigest.errors import ModelError, option
+from localdigest.llm.forced import Skeleton
 from localdigest.llm.sampling import GrammarFirstSampler
 
 PENALTY_WINDOW = 64  # the sampler's repeat-penalty window: only this much history is passed
+STRUCTURAL = re.compile(rb'["{}\[\],:0-9]')  # a token that can end a value or a literal
 
 
 class _Sequence:
@@ -29,6 +32,7 @@ class _Sequence:
         self.sampler = sampler
         self.max_tokens = max_tokens
         self.generated: list[int] = []
+        self.forced = 0  # of generated, appended without sampling
         self.text = bytearray()
         self.logits: np.ndarray | None = None
         self.done = False
@@ -82,8 +86,10 @@ class BatchDecoder:
             self._batch = None
 
     def complete(self, prompts: list[tuple[list[int], tuple[str, ...], int]], grammar: str, seed: int,
-                 settings, on_token: Callable[[], None] | None = None, banned=None) -> list[Completion]:
-        """One completion per (prompt tokens, stop strings, answer token limit), decoded together."""
+                 settings, on_token: Callable[[], None] | None = None, banned=None,
+                 skeleton: Skeleton | None = None) -> list[Completion]:
+        """One completion per (prompt tokens, stop strings, answer token limit), decoded together.
+        With the answer's skeleton, what it forces is appended in the same step (llm.forced)."""
         if not 0 < len(prompts) <= self.size:
             raise ValueError(f"between 1 and {self.size} prompts at once")
         started = time.perf_counter()
@@ -95,7 +101,7 @@ class BatchDecoder:
         try:
             evaluated = self._evaluate_prompts(sequences, shared)
             prompt_seconds = time.perf_counter() - started
-            self._generate(sequences, on_token)
+            self._generate(sequences, on_token, skeleton)
         finally:
             for sequence in sequences:
                 sequence.sampler.close()
@@ -104,7 +110,8 @@ class BatchDecoder:
         share = (time.perf_counter() - started) / len(sequences)
         return [Completion(text=_cut_at_stop(bytes(s.text), s.stops).decode("utf-8", errors="replace"),
                            prompt_tokens=len(s.tokens), completion_tokens=len(s.generated), seconds=share,
-                           evaluated_prompt_tokens=evaluated[s.index], prompt_seconds=prompt_seconds / len(sequences))
+                           evaluated_prompt_tokens=evaluated[s.index], prompt_seconds=prompt_seconds / len(sequences),
+                           forced_tokens=s.forced)
                 for s in sequences]
 
     def _evaluate_prompts(self, sequences: list[_Sequence], shared: int) -> list[int]:
@@ -123,7 +130,7 @@ class BatchDecoder:
         evaluated[0] += shared - kept
         return evaluated
 
-    def _generate(self, sequences: list[_Sequence], on_token) -> None:
+    def _generate(self, sequences: list[_Sequence], on_token, skeleton: Skeleton | None) -> None:
         is_eog = self._llama_cpp.llama_vocab_is_eog
         while True:
             step = []
@@ -137,15 +144,39 @@ class BatchDecoder:
                 if is_eog(self._vocab, token):
                     s.done = True
                     continue
-                s.generated.append(token)
-                s.text += self._llama.detokenize([token])
+                start = len(s.tokens) + len(s.generated)
+                new = [token] + (self._fast_forward(s, token, skeleton, on_token) if skeleton else [])
+                for token in new:
+                    s.generated.append(token)
+                    s.text += self._llama.detokenize([token])
                 if len(s.generated) >= s.max_tokens or any(stop in s.text for stop in s.stops):
                     s.done = True
                     continue
-                step.append((token, len(s.tokens) + len(s.generated) - 1, s.index, True))
+                # One decode for the sampled token and the forced span: logits only after the last.
+                step += [(t, start + k, s.index, k == len(new) - 1) for k, t in enumerate(new)]
             if not step:
                 return
             self._decode(step, sequences)
+
+    def _fast_forward(self, s: _Sequence, token: int, skeleton: Skeleton, on_token) -> list[int]:
+        """The tokens of what the schema forces after `token`, each accepted by the grammar (none where
+        it refuses one: tokenized on its own, a span can split differently from what the grammar expects)."""
+        piece = self._llama.detokenize([token])
+        if not STRUCTURAL.search(piece):  # inside a string value: nothing can be forced yet
+            return []
+        forced = skeleton.forced((bytes(s.text) + piece).decode("utf-8", errors="ignore"))
+        if not forced:
+            return []
+        room = s.max_tokens - len(s.generated) - 1
+        taken = []
+        for candidate in self._llama.tokenize(forced.encode("utf-8"), add_bos=False, special=False)[:room]:
+            if not s.sampler.force(candidate):
+                break
+            taken.append(candidate)
+            if on_token:
+                on_token()
+        s.forced += len(taken)
+        return taken
 
     def _decode(self, items: list[tuple[int, int, int, bool]], sequences: list[_Sequence]) -> None:
         """Evaluate (token, position, sequence, wants logits) items; keeps the logits each sequence asked for."""

@@ -38,6 +38,9 @@ class LocalModel:
         self.n_ctx = n_ctx or spec.n_ctx
         self.gpu_layers = gpu_layers
         self.batch_size = batch_size  # papers decoded together by complete_many
+        # complete_many appends what the answer's JSON schema forces (keys, brackets) in one step
+        # instead of sampling it token by token (llm.forced); False for comparisons.
+        self.fast_forward = True
         self.generation = GenerationSettings.with_overrides(spec.generation)
         self._llama = None
         self._batch_decoder = None
@@ -132,7 +135,17 @@ class LocalModel:
             prompts.append((tokens, prompt.stop, self._answer_limit(tokens)))
         answer_format = as_format(answer_format)
         return self._batch_decoder.complete(prompts, answer_format.gbnf, seed, self.generation, on_token,
-                                            self._banned(answer_format.avoid))
+                                            self._banned(answer_format.avoid), self._skeleton(answer_format))
+
+    def _skeleton(self, answer_format: AnswerFormat):
+        if not self.fast_forward or answer_format.json_schema is None:
+            return None
+        from localdigest.llm.forced import Skeleton
+
+        try:
+            return Skeleton.from_schema(answer_format.json_schema)
+        except (ValueError, KeyError):  # a schema shape with free choices between values: sample it all
+            return None
 
     def _banned(self, avoid: tuple[str, ...]):
         """The Bans that keep the words in `avoid` out of an answer: tokens whose text (spaces aside)

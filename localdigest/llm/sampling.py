@@ -88,6 +88,13 @@ class GrammarFirstSampler:
         self._llama_cpp.llama_sampler_accept(self._grammar, token)
         return token
 
+    def force(self, token: int) -> bool:
+        """Take `token` without sampling it (a span the schema forces), if the grammar allows it here."""
+        if not self._allowed(token):
+            return False
+        self._llama_cpp.llama_sampler_accept(self._grammar, token)
+        return True
+
     def close(self) -> None:
         if self._grammar:
             self._llama_cpp.llama_sampler_free(self._grammar)

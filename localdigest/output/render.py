@@ -2,7 +2,7 @@
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from localdigest.review.pipeline import PaperResult
 from localdigest.review.schema import SCORE_DIMENSIONS
@@ -24,6 +24,7 @@ class DigestInfo:
     server: str | None = None  # the inference server's URL, when the model was not run in-process
     arranged: str | None = None  # how the papers were sorted or cut (output.arrange), for the count line
     total: int | None = None  # papers reviewed, when some were cut
+    first_seen: dict[str, str] = field(default_factory=dict)  # arXiv id -> the earlier digest's day (history)
 
 
 def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
@@ -50,7 +51,7 @@ def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
         "",
     ]
     for result in results:
-        lines += _paper_section(result)
+        lines += _paper_section(result, info.first_seen.get(result.paper.arxiv_id))
     return "\n".join(lines)
 
 
@@ -72,9 +73,11 @@ def code(value: str) -> str:
     return f"{fence}{pad}{value}{pad}{fence}"
 
 
-def _paper_section(result: PaperResult) -> list[str]:
+def _paper_section(result: PaperResult, first_seen: str | None = None) -> list[str]:
     paper, review = result.paper, result.review
     lines = [f"## {text(paper.title)}", ""]
+    if first_seen:  # arXiv re-announces revised papers; HF lists a paper again on later days
+        lines += [f"> 🔁 已收录于 {text(first_seen)} 的速览", ""]
     if review is None and result.error == PENDING:
         lines += ["> ⏳ 本文速览尚未生成（--partial 摘要，运行仍在进行或已中断）", ""]
     elif review is None:
@@ -137,6 +140,7 @@ def render_json(info: DigestInfo, results: list[PaperResult]) -> str:
             "review": r.review.to_dict() if r.review else None,
             "flags": list(r.flags),
             "error": r.error,
+            "first_seen": info.first_seen.get(r.paper.arxiv_id),
         }
         for r in results
     ]

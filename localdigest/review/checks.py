@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from localdigest.review.schema import PROSE, SCORE_DIMENSIONS, SENTENCE_END, Review
 
-CHECKS_VERSION = 3
+CHECKS_VERSION = 4
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
 # A Latin letter counts half: "fine-tunin" is one English term any paper may use (measured: a
@@ -28,6 +28,10 @@ FIRST_PERSON = re.compile(r"我们|(?<![自忘])我(?![国])|笔者|\b[Ww]e\b")
 NEVER_WRITE = ("我", "笔者", "we", "We")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 PROSE_FIELDS = {"main_work": "主要工作", "highlights": "亮点"}
+# "7B" in an abstract is 70 亿 parameters; Qwen2.5-Coder 1.5B wrote "7 亿和 13 亿参数" for Baichuan 2's
+# 7B and 13B, even when told to keep the numbers as written. A number that is wrong by 10x is worse
+# than none.
+BILLIONS = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*B\b")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,15 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         if FIRST_PERSON.search(text):
             found.append(Problem(f"{name} is in the first person",
                                  f"{label}用了第一人称（我们/我）。请用第三人称客观叙述，例如“本文提出……”。"))
+    for name, label in PROSE_FIELDS.items():
+        repeated = _repeated_sentence(getattr(review, name))
+        if repeated:
+            found.append(Problem(f"{name} says one sentence twice ({repeated[:30]!r})",
+                                 f"{label}把同一句话写了两遍（“{repeated[:30]}”）。请删去重复，每句写不同的内容。"))
+    wrong = _billions_as_yi(paper_text, " ".join(prose.values()))
+    if wrong:
+        found.append(Problem(f"writes {wrong}B as {wrong} 亿 ({wrong}B is {_times_ten(wrong)} 亿)",
+                             f"摘要里的 {wrong}B 是 {_times_ten(wrong)} 亿，不是 {wrong} 亿。请照原文写 {wrong}B。"))
     not_chinese = [name for name, text in prose.items() if cjk_share(text) < MIN_CJK_SHARE]
     if not_chinese:
         found.append(Problem(f"not written in Chinese: {', '.join(not_chinese)}",
@@ -96,6 +109,31 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         found.append(Problem(f"the scores {'/'.join(f'{v:g}' for v in values)} are exactly the worked example's",
                              "三项分数与示例完全相同。请根据这篇论文自己的价值独立打分。", ask_again=False))
     return found
+
+
+def _repeated_sentence(text: str) -> str | None:
+    """A sentence (8 characters or more) that the field has twice."""
+    seen = set()
+    for sentence in re.findall(f"[^{SENTENCE_END}]+", text):
+        key = _norm(sentence)
+        if len(key) >= 8 and key in seen:
+            return sentence.strip()
+        seen.add(key)
+    return None
+
+
+def _billions_as_yi(paper_text: str, review_text: str) -> str | None:
+    """A number the paper gives in billions (7B) that the review writes as that many 亿 (7 亿)."""
+    numbers = dict.fromkeys(BILLIONS.findall(paper_text))
+    right = {_times_ten(number) for number in numbers}  # "70 亿" is right for a paper with 7B and 70B
+    for number in numbers:
+        if f"{float(number):g}" not in right and re.search(rf"(?<![\d.]){re.escape(number)}\s*亿", review_text):
+            return number
+    return None
+
+
+def _times_ten(number: str) -> str:
+    return f"{float(number) * 10:g}"
 
 
 def cut_off(text: str, shape) -> bool:

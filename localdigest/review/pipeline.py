@@ -178,7 +178,9 @@ class Reviewer:
     def _complete(self, conversations: list[list[dict]], attempt: int, on_token) -> list:
         """One completion per conversation; a prompt the backend rejects is its PromptRejected instead."""
         seed = BASE_SEED + attempt
-        if len(conversations) > 1:
+        # A local model decodes even one paper through complete_many: it fast-forwards what the
+        # schema forces (llm.forced), which complete() cannot.
+        if len(conversations) > 1 or self.model.batch_size > 1:
             return self.model.complete_many(conversations, self.answer_format, seed=seed, on_token=on_token)
         try:
             return [self.model.complete(conversations[0], self.answer_format, seed=seed, on_token=on_token)]

@@ -42,6 +42,7 @@ class FeedOptions:
     include_replaced: bool = False  # arXiv RSS re-announcements of updated papers
     min_upvotes: int | None = None
     limit: int | None = None
+    skip_ids: frozenset[str] = frozenset()  # arXiv ids (no version) to leave out before --limit: --new-only
     offline: bool | None = None  # never fetch; None: as the environment says (LOCALDIGEST_OFFLINE, HF_HUB_OFFLINE)
 
     def is_offline(self) -> bool:
@@ -65,6 +66,11 @@ def load_feeds(sources: list[str], options: FeedOptions = FeedOptions()) -> Feed
         papers = sorted(papers, key=lambda p: -(p.upvotes or 0))  # stable: feed order among equals
     if options.min_upvotes is not None:
         papers = [p for p in papers if p.upvotes is None or p.upvotes >= options.min_upvotes]
+    if options.skip_ids:
+        skipped = sum(p.arxiv_id in options.skip_ids for p in papers)
+        papers = [p for p in papers if p.arxiv_id not in options.skip_ids]
+        if skipped:
+            result.notes.append(f"Left out {skipped} papers already in an earlier digest")
     result.papers = papers[: options.limit] if options.limit else papers
     return result
 

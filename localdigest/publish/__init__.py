@@ -1,0 +1,1 @@
+"""The last stage: the saved digests (localdigest.output.archive) as a static site and an Atom feed."""

@@ -1,0 +1,59 @@
+"""Fast-forwarding what the review schema forces: the skeleton, and real decoding on the tiny model."""
+
+import json
+
+import pytest
+
+from localdigest.llm.base import AnswerFormat
+from localdigest.llm.forced import Skeleton
+from localdigest.llm.local import LocalModel
+from localdigest.llm.registry import ModelSpec
+from localdigest.review.checks import NEVER_WRITE
+from localdigest.review.grammar import schema_to_gbnf
+from localdigest.review.prompts import load_prompt
+from localdigest.review.schema import REVIEW_SCHEMA, Review
+from localdigest.sources.papers import Paper
+from test_reviews import valid_dict
+
+SKELETON = Skeleton.from_schema(REVIEW_SCHEMA)
+FULL = json.dumps({**valid_dict(), "scores": {name: {"reason": score["reason"], "score": score["score"]}  # grammar order
+                                              for name, score in valid_dict()["scores"].items()}}, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("text, forced", [
+    ("", '{"main_work": "'),
+    ("{", '"main_work": "'),
+    ('{"main_work": "本文', ""),  # inside a value: the model's to write
+    ('{"main_work": "本文\\"引号\\"。"', ', "highlights": "'),  # escaped quotes do not end the value
+    ('{"main_work":"本文。",', ' "highlights": "'),  # the grammar's optional spaces, left out before
+    ('{"main_work": "本文。", "highlights": "亮点。", "keywords": [{"en": "A", "zh": "甲"}', ', {"en": "'),
+    (FULL[:FULL.index('"score": 4.5') + len('"score": 4')], ""),  # "4" may become "4.5"
+    (FULL[:FULL.index('"score": 4.5') + len('"score": 4.5}')], ', "innovation": {"reason": "'),
+    (FULL[:-3], ""),  # "score": 0 may still become 0.5
+    (FULL[:-2], "}}"),
+    ('{"main_work" : "', ""),  # not the skeleton's text: nothing is assumed
+    (FULL, ""),
+])
+def test_what_the_schema_forces(text, forced):
+    assert SKELETON.forced(text) == forced
+
+
+def test_skeletons_exist_only_for_schemas_without_choices_between_values():
+    with pytest.raises(ValueError):
+        Skeleton.from_schema({"type": "object", "properties": {"a": {"enum": ["x", "y"]}}})
+
+
+def test_fast_forward_on_the_real_decoder_keeps_answers_valid_and_saves_steps(tiny_gguf):
+    spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=16384, generation={"max_tokens": 4096})
+    model = LocalModel(spec, tiny_gguf, batch_size=2)
+    answer = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA, avoid=NEVER_WRITE)
+    conversations = [load_prompt().messages(Paper(f"2309.{i}", f"Paper {i}", "An abstract.")) for i in range(1)]
+    fast = model.complete_many(conversations, answer, seed=3)
+    model.fast_forward = False
+    slow = model.complete_many(conversations, answer, seed=3)
+    for completion in fast + slow:
+        Review.from_json(completion.text)  # random weights: the grammar alone keeps them valid
+    assert all(c.forced_tokens == 0 for c in slow)
+    # The review skeleton is ~60 tokens of keys and brackets; most of it comes without a step.
+    assert all(c.forced_tokens >= 40 for c in fast), [c.forced_tokens for c in fast]
+    assert all(c.forced_tokens < c.completion_tokens for c in fast)
