@@ -48,9 +48,10 @@ def build(*args):
 
 
 def test_index_day_pages_and_a_valid_atom_feed(tmp_path):
+    newest = json.loads(digest("2023-09-22", "LongLoRA", "MetaMath", failed="Broken paper"))
+    newest["overview"] = "今天先读 LongLoRA。"
     source = write_days(tmp_path / "digests", {"2023-09-21": digest("2023-09-21", "Older paper"),
-                                               "2023-09-22": digest("2023-09-22", "LongLoRA", "MetaMath",
-                                                                    failed="Broken paper")})
+                                               "2023-09-22": json.dumps(newest, ensure_ascii=False)})
     result = build(tmp_path / "site", "--from", source)
     assert result.exit_code == 0, result.stderr
     site = tmp_path / "site"
@@ -64,6 +65,7 @@ def test_index_day_pages_and_a_valid_atom_feed(tmp_path):
                           ("arxiv-2309.19999", "Broken paper")):
         assert f'<article id="{anchor}">' in day and title in day
     assert "本文研究LongLoRA的问题。" in day and "实用性" in day and 'style="width: 90%"' in day  # 4.5/5
+    assert '<section class="overview"><h2>今日速览</h2><p>今天先读 LongLoRA。</p>' in day
     assert "⚠️ 本文速览生成失败：the model failed" in day and 'href="https://huggingface.co/papers/2309.19999"' in day
     assert 'href="https://github.com/o/r"' in day and "⭐ 7" in day and 'href="2023-09-21.html"' in day  # pager
     # Offline: nothing is loaded from another host.

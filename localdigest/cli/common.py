@@ -105,21 +105,37 @@ def is_offline(flag_given: bool) -> bool:
     return flag_given or offline_by_environment()
 
 
-def load_papers(feeds, date, limit, min_upvotes, include_replaced, offline=False, skip_ids=frozenset()):
+def load_papers(feeds, date, limit, min_upvotes, include_replaced, offline=False, skip_ids=frozenset(),
+                include=(), exclude=()):
     from localdigest.sources.feeds import FeedOptions, load_feeds
 
     loaded = load_feeds(list(feeds), FeedOptions(date=date, include_replaced=include_replaced, min_upvotes=min_upvotes,
-                                                 limit=limit, skip_ids=frozenset(skip_ids), offline=is_offline(offline)))
+                                                 limit=limit, skip_ids=frozenset(skip_ids), include=tuple(include),
+                                                 exclude=tuple(exclude), offline=is_offline(offline)))
     for note in loaded.notes:
         say(note)
     for warning in loaded.warnings:
         stderr.print(warn(warning), highlight=False, soft_wrap=True)
+    if not loaded.papers and (include or exclude):
+        raise LocaldigestError("no paper is left after the include/exclude keywords",
+                               "loosen --include/--exclude (or the lists in your profile)")
     if not loaded.papers and skip_ids:
         raise LocaldigestError("every paper in the feeds was already in an earlier digest (--new-only)",
                                "nothing new to review today; drop --new-only to review them again")
     if not loaded.papers:
         raise LocaldigestError("no papers with a title and abstract in the given feeds", "check the --feed sources")
     return loaded.papers
+
+
+def reader_profile(path: Path | None):
+    """The reader's profile: the file given, else profile.toml in the config folder if there is one."""
+    from localdigest import paths
+    from localdigest.review.relevance import Profile, load_profile
+
+    default = paths.config_dir() / "profile.toml"
+    if path is None and not default.is_file():
+        return Profile()
+    return load_profile(path or default)
 
 
 def open_cache(cache_dir):

@@ -147,6 +147,25 @@ class LocalModel:
         except (ValueError, KeyError):  # a schema shape with free choices between values: sample it all
             return None
 
+    def option_logprobs(self, messages: list[dict], options: tuple[str, ...]) -> dict[str, float]:
+        """The log-probability of each option as the answer's first token, from one prompt evaluation
+        and no sampling (relevance ranking: "Yes" against "No"). Consecutive prompts that share a
+        beginning (the reader's profile) evaluate it once: only the rest is decoded."""
+        import numpy as np
+
+        llama = self._load()
+        _prompt, tokens = self.tokenize_prompt(messages)
+        self._check_fits(tokens)
+        held = list(llama.input_ids[: llama.n_tokens])
+        keep = min(len(os.path.commonprefix([held, tokens])), len(tokens) - 1)  # the last token gives the logits
+        llama.n_tokens = keep
+        llama.eval(tokens[keep:])
+        logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+        top = logits.max()
+        log_total = top + np.log(np.exp(logits - top).sum())
+        ids = {option: llama.tokenize(option.encode("utf-8"), add_bos=False, special=False)[0] for option in options}
+        return {option: float(logits[token] - log_total) for option, token in ids.items()}
+
     def _banned(self, avoid: tuple[str, ...]):
         """The Bans that keep the words in `avoid` out of an answer: tokens whose text (spaces aside)
         starts with one (is one, for Latin words), and, for one-character words, the byte pieces

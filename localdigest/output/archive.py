@@ -14,7 +14,7 @@ from pathlib import Path
 
 from localdigest import paths
 from localdigest.atomic import replace_file
-from localdigest.errors import LocaldigestError, ReviewInvalid
+from localdigest.errors import LocaldigestError, ReviewInvalid, option
 from localdigest.review.schema import Review
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -40,6 +40,7 @@ class SavedPaper:
     flags: tuple[str, ...]
     error: str | None
     first_seen: str | None = None  # the earlier day whose digest had this paper already
+    relevance: float | None = None  # to the reader's interests, 0-1
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class SavedDigest:
     total: int  # papers reviewed that day, before any --min-score cut
     arranged: str | None
     path: Path
+    overview: str | None = None  # 今日速览
 
 
 def save(digest_json: str, date: str, directory: Path | None = None) -> Path:
@@ -96,7 +98,7 @@ def load_all(sources: list[Path]) -> list[SavedDigest]:
 
 
 def load(path: Path) -> SavedDigest:
-    fix = f"write it again with `localdigest run --date …`, or move {path.name} out of the folder"
+    fix = f"write that day again with `localdigest run` ({option('date')} YYYY-MM-DD), or move {path.name} out of the folder"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -129,7 +131,8 @@ def _digest(data, path: Path) -> SavedDigest:
     total = data.get("total")
     return SavedDigest(date=date, saved=saved, model=_str(data, "model"), prompt=_str(data, "prompt"),
                        papers=parsed, total=total if _is_count(total) else len(parsed),
-                       arranged=data["arranged"] if isinstance(data.get("arranged"), str) else None, path=path)
+                       arranged=data["arranged"] if isinstance(data.get("arranged"), str) else None, path=path,
+                       overview=data["overview"] if isinstance(data.get("overview"), str) else None)
 
 
 def _paper(entry, where: str) -> SavedPaper:
@@ -162,6 +165,8 @@ def _paper(entry, where: str) -> SavedPaper:
         error=entry.get("error") if isinstance(entry.get("error"), str) else None,
         first_seen=entry["first_seen"] if isinstance(entry.get("first_seen"), str) and DATE.match(entry["first_seen"])
         else None,
+        relevance=float(entry["relevance"]) if isinstance(entry.get("relevance"), (int, float))
+        and not isinstance(entry["relevance"], bool) and 0 <= entry["relevance"] <= 1 else None,
     )
 
 

@@ -25,6 +25,8 @@ class DigestInfo:
     arranged: str | None = None  # how the papers were sorted or cut (output.arrange), for the count line
     total: int | None = None  # papers reviewed, when some were cut
     first_seen: dict[str, str] = field(default_factory=dict)  # arXiv id -> the earlier digest's day (history)
+    overview: str | None = None  # 今日速览 (review.overview)
+    relevance: dict[str, float] = field(default_factory=dict)  # arXiv id -> relevance to the reader's interests
 
 
 def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
@@ -50,8 +52,11 @@ def render_markdown(info: DigestInfo, results: list[PaperResult]) -> str:
         f"与提示词模板 {text(info.prompt)} 进行内容生成，然后使用程序将内容整合，并以 Markdown 文本呈现。",
         "",
     ]
+    if info.overview:
+        lines += ["## 今日速览", "", text(info.overview), ""]
     for result in results:
-        lines += _paper_section(result, info.first_seen.get(result.paper.arxiv_id))
+        lines += _paper_section(result, info.first_seen.get(result.paper.arxiv_id),
+                                info.relevance.get(result.paper.arxiv_id))
     return "\n".join(lines)
 
 
@@ -73,9 +78,11 @@ def code(value: str) -> str:
     return f"{fence}{pad}{value}{pad}{fence}"
 
 
-def _paper_section(result: PaperResult, first_seen: str | None = None) -> list[str]:
+def _paper_section(result: PaperResult, first_seen: str | None = None, relevance: float | None = None) -> list[str]:
     paper, review = result.paper, result.review
     lines = [f"## {text(paper.title)}", ""]
+    if relevance is not None:
+        lines += [f"> 🎯 与你的研究兴趣的相关度：{relevance:.0%}", ""]
     if first_seen:  # arXiv re-announces revised papers; HF lists a paper again on later days
         lines += [f"> 🔁 已收录于 {text(first_seen)} 的速览", ""]
     if review is None and result.error == PENDING:
@@ -141,12 +148,14 @@ def render_json(info: DigestInfo, results: list[PaperResult]) -> str:
             "flags": list(r.flags),
             "error": r.error,
             "first_seen": info.first_seen.get(r.paper.arxiv_id),
+            "relevance": info.relevance.get(r.paper.arxiv_id),
         }
         for r in results
     ]
     return json.dumps(
         {"date": info.date, "model": info.model, **({"server": info.server} if info.server else {}),
          "prompt": info.prompt, **({"arranged": info.arranged, "total": info.total} if info.arranged else {}),
+         **({"overview": info.overview} if info.overview else {}),
          "papers": papers},
         ensure_ascii=False,
         indent=2,

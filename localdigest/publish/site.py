@@ -81,6 +81,7 @@ class _Paper:
     upvotes: int | None
     comments: int | None
     first_seen: str | None
+    relevance: float | None
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class _Day:
     arranged: str | None
     papers: list[_Paper]
     top: list[_Paper]
+    overview: str | None
 
 
 def _day(digest: SavedDigest) -> _Day:
@@ -102,7 +104,8 @@ def _day(digest: SavedDigest) -> _Day:
     heading = "Huggingface 每日论文速览" if hf else "每日论文速览"
     ranked = sorted((p for p in papers if p.review), key=lambda p: -p.review.recommendation.score)
     return _Day(date=digest.date, saved=digest.saved, heading=heading, model=digest.model, prompt=digest.prompt,
-                total=digest.total, arranged=digest.arranged, papers=papers, top=ranked[:TOP_ON_INDEX])
+                total=digest.total, arranged=digest.arranged, papers=papers, top=ranked[:TOP_ON_INDEX],
+                overview=digest.overview)
 
 
 def _paper(paper: SavedPaper) -> _Paper:
@@ -111,7 +114,7 @@ def _paper(paper: SavedPaper) -> _Paper:
     scores = [(label, getattr(paper.review, name)) for name, label in SCORE_DIMENSIONS.items()] if paper.review else []
     return _Paper(anchor=anchor(paper.arxiv_id), title=paper.title, review=paper.review, scores=scores,
                   flags=paper.flags, error=paper.error, link_list=links, stars=paper.stars, upvotes=paper.upvotes,
-                  comments=paper.comments, first_seen=paper.first_seen)
+                  comments=paper.comments, first_seen=paper.first_seen, relevance=paper.relevance)
 
 
 def anchor(arxiv_id: str) -> str:
@@ -149,7 +152,7 @@ def _atom(days: list[_Day], title: str, base_url: str | None, env) -> bytes:
     add(feed, "generator", "localdigest", version=__version__)
     add(add(feed, "author"), "name", "localdigest")
     summary = env.from_string(
-        "<ol>{% for p in day.papers %}<li><a href=\"{{ day.date }}.html#{{ p.anchor }}\">{{ p.title }}</a>"
+        "{% if day.overview %}<p>{{ day.overview }}</p>{% endif %}<ol>{% for p in day.papers %}<li><a href=\"{{ day.date }}.html#{{ p.anchor }}\">{{ p.title }}</a>"
         "{% if p.review %}：{{ p.review.main_work }}{% endif %}</li>{% endfor %}</ol>")
     for day in days:
         entry = add(feed, "entry")

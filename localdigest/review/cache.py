@@ -134,6 +134,23 @@ class ReviewCache:
             return f"could not write the review cache in {self.directory}: {exc}"
         return None
 
+    def get_text(self, key: str) -> str | None:
+        """A text entry (a 今日速览), or None."""
+        try:
+            entry = self._read(key)
+        except (sqlite3.Error, OSError):
+            return None
+        text = entry.get("text") if entry is not None and entry.get("schema") == REVIEW_SCHEMA_VERSION else None
+        return text if isinstance(text, str) else None
+
+    def put_text(self, key: str, text: str, model: str = "") -> str | None:
+        entry = {"schema": REVIEW_SCHEMA_VERSION, "text": text, "model": model, "created": time.time()}
+        try:
+            self._cache.set(key, json.dumps(entry, ensure_ascii=False))
+        except (sqlite3.Error, OSError) as exc:
+            return f"could not write the review cache in {self.directory}: {exc}"
+        return None
+
     def _entries(self):
         for key in list(self._cache.iterkeys()):
             entry = None if isinstance(key, _ForeignKey) else self._read(key)

@@ -50,7 +50,8 @@ class ProseShape:
 # the grammar had to end a sentence mid-clause in 35% of its reviews (亮点 16, reasons 11, 主要工作 7
 # of 49), which reads worse than a long sentence; the prompt asks for sentences of at most 80.
 PROSE = {"main_work": ProseShape(3, 140, chinese_start=True), "highlights": ProseShape(3, 140),
-         "reason": ProseShape(1, 130)}
+         "reason": ProseShape(1, 130),
+         "overview": ProseShape(4, 150, chinese_start=True)}  # 今日速览 (review.overview)
 PROSE_BY_PATTERN = {shape.pattern: shape for shape in PROSE.values()}
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -193,4 +194,13 @@ REVIEW_SCHEMA: dict = {
         },
     },
     "required": ["main_work", "highlights", "keywords", "scores"],
+}
+
+
+# 今日速览: one paragraph of whole Chinese sentences (review.overview).
+OVERVIEW_SCHEMA: dict = {
+    "type": "object",
+    "properties": {"overview": _string_schema(PROSE["overview"].sentences * PROSE["overview"].sentence_chars,
+                                              PROSE["overview"].pattern)},
+    "required": ["overview"],
 }

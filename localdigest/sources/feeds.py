@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localdigest.sources import fetch
+from localdigest.sources import fetch, keywords
 from localdigest.errors import FeedError, option
 from localdigest.sources.papers import HF, Paper
 
@@ -43,6 +43,8 @@ class FeedOptions:
     min_upvotes: int | None = None
     limit: int | None = None
     skip_ids: frozenset[str] = frozenset()  # arXiv ids (no version) to leave out before --limit: --new-only
+    include: tuple[str, ...] = ()  # keep only papers with one of these words (sources.keywords)
+    exclude: tuple[str, ...] = ()  # leave out papers with one of these words
     offline: bool | None = None  # never fetch; None: as the environment says (LOCALDIGEST_OFFLINE, HF_HUB_OFFLINE)
 
     def is_offline(self) -> bool:
@@ -66,6 +68,11 @@ def load_feeds(sources: list[str], options: FeedOptions = FeedOptions()) -> Feed
         papers = sorted(papers, key=lambda p: -(p.upvotes or 0))  # stable: feed order among equals
     if options.min_upvotes is not None:
         papers = [p for p in papers if p.upvotes is None or p.upvotes >= options.min_upvotes]
+    if options.include or options.exclude:
+        papers, excluded, not_included = keywords.keep(papers, options.include, options.exclude)
+        if excluded or not_included:
+            result.notes.append(f"Left out {excluded} papers with an excluded keyword and {not_included} with no "
+                                "included keyword")
     if options.skip_ids:
         skipped = sum(p.arxiv_id in options.skip_ids for p in papers)
         papers = [p for p in papers if p.arxiv_id not in options.skip_ids]
