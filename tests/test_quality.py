@@ -2,7 +2,7 @@
 
 import pytest
 
-from localdigest.review.checks import Example, example_of, is_loop, problems
+from localdigest.review.checks import Example, cut_off, example_of, is_loop, problems
 from localdigest.review.prompts import load_prompt
 from localdigest.review.schema import PROSE, Review
 from test_reviews import valid_dict
@@ -65,6 +65,8 @@ def test_text_the_paper_itself_shares_with_an_example_is_not_a_copy():
     ({"highlights": "移位短注意力只需两行代码即可实现"}, "highlights is cut off"),
     ({"highlights": GOOD.replace("本文提出", "它是")}, "highlights repeat 主要工作"),
     ({"main_work": GOOD + "推理时仍使用全注意力。" + GOOD}, "main_work says one sentence twice"),
+    ({"scores": {**valid_dict()["scores"], "practicality": {"score": 4, "reason": GOOD}}},
+     "the practicality reason repeats 主要工作/亮点"),
     ({"main_work": "本文把 LLaMA2 7 亿参数模型的上下文扩展到 100k。"}, "writes 7B as 7 亿 (7B is 70 亿)"),
     ({"keywords": [{"en": "LoRA", "zh": "低秩适配"}, {"en": "lora", "zh": "LoRA"}] + valid_dict()["keywords"][2:]},
      "duplicate keywords"),
@@ -109,3 +111,35 @@ def test_loop_detection_leaves_ordinary_text_alone():
     assert is_loop("the same words " * 10)
     assert not is_loop("We present LongLoRA, an efficient fine-tuning approach that extends the context sizes.")
     assert not is_loop("短文本短文本")  # too short to judge
+
+
+def test_billions_written_as_yi_are_written_back_as_the_paper_spells_them():
+    from localdigest.review.checks import fix_billions
+
+    paper = "BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model\nTrained on 627B tokens; unlike 0.3B models."
+    wrong = review(main_work="本文介绍 7 亿参数级别表现的 3亿参数模型，训练了 627 亿个 token。",
+                   highlights="比 30 亿参数的模型更好。")
+    fixed = fix_billions(wrong, paper)
+    # 3 亿 stays: the paper's 0.3B is 3 亿. 30 亿 (3B) was right already.
+    assert fixed.main_work == "本文介绍 7B参数级别表现的 3亿参数模型，训练了 627B个 token。"
+    assert fixed.highlights == "比 30 亿参数的模型更好。"
+    assert not [p for p in problems(fixed, [], paper) if "亿" in p.text]
+    assert fix_billions(review(), PAPER) == review()
+
+
+def test_a_sentence_the_grammar_stopped_at_its_cap_ends_at_its_last_clause_instead():
+    from localdigest.review.checks import end_at_clause, repair
+
+    shape = PROSE["highlights"]
+    first = "MetaMath 通过从多个视角重写问题生成新的数据集。"
+    long = "实验结果表明，" + "它在两个流行的数学推理基准上都优于现有的开源模型，" * 6 + "尤其在 GSM8"
+    cut = long[:shape.sentence_chars - 2] + "。"  # what the grammar forces at the cap
+    text = first + cut + "和 MATH 上都更好。"
+    repaired = end_at_clause(text, shape)
+    assert repaired == first + cut[:cut[:-1].rfind("，")] + "。"
+    assert not cut_off(repaired, shape) and repaired.endswith("开源模型。") and len(repaired) > len(first) + 100
+    assert end_at_clause(first, shape) == first  # nothing cut: unchanged
+    no_clause = "它" * (shape.sentence_chars - 2) + "。"
+    assert end_at_clause(first + no_clause, shape) == first  # the earlier sentences stand alone
+    assert end_at_clause(no_clause, shape) == no_clause  # nothing to stand on: kept, and flagged
+    assert repair(review(highlights=text), PAPER).highlights == repaired

@@ -119,11 +119,12 @@ class Reviewer:
     def _from_cache(self, paper: Paper) -> PaperResult | None:
         if self.cache is None or not (hit := self.cache.get(self.key(paper))):
             return None
-        found = self.check(paper, hit.review)  # an entry is data from a shared folder: checked like an answer
+        review = quality.repair(hit.review, _paper_text(paper))  # entries written before a repair get it too
+        found = self.check(paper, review)  # an entry is data from a shared folder: checked like an answer
         if any(problem.severe for problem in found):
             return None
         self._count(cached=1)
-        return PaperResult(paper, hit.review, cached=True, cost=hit.cost, flags=tuple(p.text for p in found))
+        return PaperResult(paper, review, cached=True, cost=hit.cost, flags=tuple(p.text for p in found))
 
     def _generate(self, papers: list[Paper], on_token) -> list[PaperResult]:
         """Reviews for uncached papers: generated (together, for several), validated and checked. An
@@ -145,7 +146,7 @@ class Reviewer:
                     continue
                 self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
                 try:
-                    review = Review.from_json(completion.text)
+                    review = quality.repair(Review.from_json(completion.text), _paper_text(papers[i]))
                 except ReviewInvalid as exc:
                     errors[i] = f"model output failed validation {attempt + 1} times: {exc.message}"
                     conversations[i] = fitted[i][0]  # nothing to point at: the same prompt, another seed
@@ -234,7 +235,11 @@ class Reviewer:
 
 def check_review(paper: Paper, review: Review, examples: list[quality.Example]) -> list[quality.Problem]:
     """The checks on a review of this paper: its own title and abstract may share text with an example."""
-    return quality.problems(review, examples, f"{paper.title}\n{paper.abstract}")
+    return quality.problems(review, examples, _paper_text(paper))
+
+
+def _paper_text(paper: Paper) -> str:
+    return f"{paper.title}\n{paper.abstract}"
 
 
 def worked_examples(prompt: PromptTemplate) -> list[quality.Example]:
