@@ -8,7 +8,8 @@ paper of grade 1 or 2 counts) and NDCG@10 (gains 2^grade - 1):
   keywords   how many of the profile's keywords the title and abstract have (ties: HF order)
   hf-order   Hugging Face's own order of each day (by upvotes on the day page; the saved feeds
              carry no counts), rank 1 of every day first, then rank 2, …
-  model      localdigest's relevance: P(Yes) / (P(Yes) + P(No)) from the local model, no sampling
+  model      the local model alone: P(Yes) / (P(Yes) + P(No)), no sampling
+  model+boost  localdigest's relevance with the profile's keywords as `boost` words
 and the model's cost per paper against the review cost per paper that `localdigest bench`
 measured on the same machine (benchmarks/results/results.json), in the same units. Writes
 benchmarks/results/relevance.json.
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from localdigest.llm.choose import open_model  # noqa: E402
 from localdigest.llm.registry import load_registry  # noqa: E402
-from localdigest.review.relevance import relevance  # noqa: E402
+from localdigest.review.relevance import boosted, relevance  # noqa: E402
 from localdigest.sources.feeds import load_feeds  # noqa: E402
 from localdigest.sources.keywords import matches  # noqa: E402
 
@@ -63,6 +64,8 @@ def main() -> None:
             "keywords": sorted(papers, key=lambda p: (-len(matches(p, tuple(profile["keywords"]))), hf_rank[p.arxiv_id])),
             "hf-order": sorted(papers, key=lambda p: hf_rank[p.arxiv_id]),
             "model": sorted(papers, key=lambda p: -scores[p.arxiv_id]),
+            "model+boost": sorted(papers, key=lambda p: -boosted(scores[p.arxiv_id],
+                                                                 len(matches(p, tuple(profile["keywords"]))))),
         }
         report["profiles"][name] = {
             method: {"precision_at_5": precision_at(ranked, grades, 5), "ndcg_at_10": ndcg_at(ranked, grades, 10),
@@ -76,10 +79,10 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
     print(f"model {report['model']}, {len(papers)} papers, {len(profiles)} profiles")
-    print(f"{'profile':15} {'method':9} {'P@5':>5} {'NDCG@10':>8}")
+    print(f"{'profile':15} {'method':11} {'P@5':>5} {'NDCG@10':>8}")
     for name, methods in report["profiles"].items():
         for method, result in methods.items():
-            print(f"{name:15} {method:9} {result['precision_at_5']:5.2f} {result['ndcg_at_10']:8.3f}")
+            print(f"{name:15} {method:11} {result['precision_at_5']:5.2f} {result['ndcg_at_10']:8.3f}")
     cost = f"relevance {report['seconds_per_paper']:.2f} s per paper"
     if review_seconds:
         cost += f", a review {review_seconds:.1f} s: {report['seconds_per_paper'] / review_seconds:.1%} of it"

@@ -42,3 +42,35 @@ def test_embedded_default_model_writes_a_chinese_digest_worth_reading(tmp_path, 
     rerun = CliRunner().invoke(main, args)
     assert "2 from cache" in rerun.stderr and "0 generated" in rerun.stderr
     assert no_network == []  # assembling the packaged model and the whole run stayed offline
+
+
+@pytest.mark.slow
+def test_embedded_model_ranks_by_interests_and_writes_an_overview_of_the_day(tmp_path, no_network):
+    """Three papers of 2023-09-21; a speech researcher's profile must put the speech paper first, and
+    the overview may name only papers of the day (or be left out with a warning, never invented)."""
+    wanted = ("End-to-End Speech Recognition", "Chain-of-Verification", "FreeU")
+    papers = [p for p in json.loads((BENCH_DATA / "papers" / "2023-09-21.json").read_text(encoding="utf-8"))
+              if p["title"].startswith(wanted)]
+    feed = tmp_path / "three.json"
+    feed.write_text(json.dumps([{"paper": {"id": p["arxiv_id"], "title": p["title"], "summary": p["abstract"],
+                                           "authors": [{"name": a} for a in p["authors"]]}} for p in papers]))
+    out = tmp_path / "digest.json"
+    args = ["run", "--feed", str(feed), "--date", "2023-09-21", "--out", str(out), "--format", "json", "--top", "2",
+            "--interests", "speech recognition and audio-language models", "--overview"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    digest = json.loads(out.read_text(encoding="utf-8"))
+    assert len(digest["papers"]) == 2 and digest["papers"][0]["title"].startswith("End-to-End Speech Recognition")
+    assert digest["papers"][0]["relevance"] > digest["papers"][1]["relevance"]
+    overview = digest.get("overview")
+    if overview is None:
+        assert "Warning: no 今日速览" in result.stderr
+    else:
+        from localdigest.review.overview import problems
+        from localdigest.review.pipeline import PaperResult
+        from localdigest.review.schema import Review
+        from localdigest.sources.papers import Paper
+
+        shown = [PaperResult(Paper(p["arxiv_id"], p["title"], p["abstract"]), Review.from_dict(p["review"]))
+                 for p in digest["papers"]]
+        assert problems(overview, shown) == [] and cjk_share(overview) > 0.5, overview

@@ -117,4 +117,4 @@ def test_ranking_benchmark_script_runs(tiny_registry, tmp_path):
     assert set(report["profiles"]) == {"speech", "robotics", "efficient-llm"}
     assert all(0 <= m["precision_at_5"] <= 1 and 0 <= m["ndcg_at_10"] <= 1
                for methods in report["profiles"].values() for m in methods.values())
-    assert "speech          keywords" in result.stdout and "% of it" in result.stdout
+    assert "speech          model+boost" in result.stdout and "% of it" in result.stdout

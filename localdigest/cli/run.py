@@ -87,7 +87,7 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
     cache = None if no_cache else open_cache(cache_dir)
     scores = {}
     if ranked:
-        scores, papers = _rank(engine, papers, profile.interests, cache, top)
+        scores, papers = _rank(engine, papers, profile, cache, top)
 
     info = DigestInfo(date=date, model=engine.describe(), prompt=template.name, server=engine.url,
                       first_seen={p.arxiv_id: seen[p.arxiv_id] for p in papers if p.arxiv_id in seen},
@@ -140,13 +140,13 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
         say(f"Wrote {out}")
 
 
-def _rank(engine, papers, interests, cache, top):
+def _rank(engine, papers, profile, cache, top):
     """Relevance of every paper to the reader's interests; with `top`, only the most relevant stay."""
     from localdigest.review.relevance import relevance, top as most_relevant
 
     say(f"Ranking {len(papers)} papers by relevance to your interests …")
     started = time.perf_counter()
-    scores = relevance(engine, papers, interests, cache)
+    scores = relevance(engine, papers, profile.interests, cache, boost=profile.boost)
     kept = most_relevant(papers, scores, top) if top else papers
     say(f"Ranked in {time.perf_counter() - started:.1f} s" +
         (f"; reviewing the {len(kept)} most relevant of {len(papers)}" if top else ""))
