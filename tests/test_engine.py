@@ -20,10 +20,13 @@ def tiny(path, chat_format="gguf", n_ctx=16384, max_tokens=4096) -> LocalModel:
 
 
 def test_grammar_constrained_output_always_validates(tiny_gguf):
+    # Through complete_many, the path every local review takes (one paper or a batch). complete()
+    # returns llama-cpp-python's text, which drops bytes that are not UTF-8: from random weights
+    # that once left a keyword empty (a failed validation, asked again by the pipeline).
     model = tiny(tiny_gguf)
     messages = load_prompt().messages(PAPER)
     for seed in range(3):
-        completion = model.complete(messages, schema_to_gbnf(REVIEW_SCHEMA), seed=seed)
+        completion = model.complete_many([messages], schema_to_gbnf(REVIEW_SCHEMA), seed=seed)[0]
         assert not any(ord(c) < 0x20 for c in completion.text), "raw control character in output"
         review = Review.from_json(completion.text)  # random weights, yet the grammar forces the schema
         assert all(s.score in SCORE_VALUES for s in review.scores().values())
