@@ -13,13 +13,19 @@ from localdigest.review.checks import cjk_share
 TITLES = ("LongLoRA", "LMSYS-Chat-1M")  # a method and a dataset, far from the worked examples' fields
 
 
-@pytest.mark.slow
-def test_embedded_default_model_writes_a_chinese_digest_worth_reading(tmp_path, no_network):
-    papers = [p for p in json.loads((BENCH_DATA / "papers" / "2023-09-22.json").read_text(encoding="utf-8"))
-              if p["title"].startswith(TITLES)]
-    feed = tmp_path / "two.json"
+def bench_feed(tmp_path, day: str, titles: tuple[str, ...]):
+    """An HF-shaped feed of the bench papers of `day` whose titles start with `titles`, and those papers."""
+    papers = [p for p in json.loads((BENCH_DATA / "papers" / f"{day}.json").read_text(encoding="utf-8"))
+              if p["title"].startswith(titles)]
+    feed = tmp_path / f"{day}.json"
     feed.write_text(json.dumps([{"paper": {"id": p["arxiv_id"], "title": p["title"], "summary": p["abstract"],
                                            "authors": [{"name": a} for a in p["authors"]]}} for p in papers]))
+    return feed, papers
+
+
+@pytest.mark.slow
+def test_embedded_default_model_writes_a_chinese_digest_worth_reading(tmp_path, no_network):
+    feed, papers = bench_feed(tmp_path, "2023-09-22", TITLES)
     out = tmp_path / "digest.md"
     args = ["run", "--feed", str(feed), "--date", "2023-09-22", "--out", str(out), "--format", "json"]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -48,12 +54,8 @@ def test_embedded_default_model_writes_a_chinese_digest_worth_reading(tmp_path, 
 def test_embedded_model_ranks_by_interests_and_writes_an_overview_of_the_day(tmp_path, no_network):
     """Three papers of 2023-09-21; a speech researcher's profile must put the speech paper first, and
     the overview may name only papers of the day (or be left out with a warning, never invented)."""
-    wanted = ("End-to-End Speech Recognition", "Chain-of-Verification", "FreeU")
-    papers = [p for p in json.loads((BENCH_DATA / "papers" / "2023-09-21.json").read_text(encoding="utf-8"))
-              if p["title"].startswith(wanted)]
-    feed = tmp_path / "three.json"
-    feed.write_text(json.dumps([{"paper": {"id": p["arxiv_id"], "title": p["title"], "summary": p["abstract"],
-                                           "authors": [{"name": a} for a in p["authors"]]}} for p in papers]))
+    feed, _papers = bench_feed(tmp_path, "2023-09-21", ("End-to-End Speech Recognition", "Chain-of-Verification",
+                                                         "FreeU"))
     out = tmp_path / "digest.json"
     args = ["run", "--feed", str(feed), "--date", "2023-09-21", "--out", str(out), "--format", "json", "--top", "2",
             "--interests", "speech recognition and audio-language models", "--overview"]
