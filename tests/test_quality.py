@@ -114,17 +114,21 @@ def test_loop_detection_leaves_ordinary_text_alone():
 
 
 def test_billions_written_as_yi_are_written_back_as_the_paper_spells_them():
-    from localdigest.review.checks import fix_billions
+    from localdigest.review.checks import fix_numbers
 
     paper = "BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model\nTrained on 627B tokens; unlike 0.3B models."
     wrong = review(main_work="本文介绍 7 亿参数级别表现的 3亿参数模型，训练了 627 亿个 token。",
                    highlights="比 30 亿参数的模型更好。")
-    fixed = fix_billions(wrong, paper)
+    fixed = fix_numbers(wrong, paper)
     # 3 亿 stays: the paper's 0.3B is 3 亿. 30 亿 (3B) was right already.
     assert fixed.main_work == "本文介绍 7B参数级别表现的 3亿参数模型，训练了 627B个 token。"
     assert fixed.highlights == "比 30 亿参数的模型更好。"
     assert not [p for p in problems(fixed, [], paper) if "亿" in p.text]
-    assert fix_billions(review(), PAPER) == review()
+    assert fix_numbers(review(), PAPER) == review()
+    chat = "LMSYS-Chat-1M: A Large-Scale Real-World LLM Conversation Dataset\nOne million conversations, 1M in all."
+    fixed = fix_numbers(review(main_work="本文发布包含 1000 万条对话的数据集，来自 21 万个 IP。"), chat)
+    assert fixed.main_work == "本文发布包含 1M条对话的数据集，来自 21 万个 IP。"
+    assert fix_numbers(review(main_work="本文发布包含 100 万条对话的数据集。"), chat).main_work == "本文发布包含 100 万条对话的数据集。"
 
 
 def test_a_sentence_the_grammar_stopped_at_its_cap_ends_at_its_last_clause_instead():

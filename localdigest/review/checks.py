@@ -29,9 +29,12 @@ NEVER_WRITE = ("我", "笔者", "we", "We")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 PROSE_FIELDS = {"main_work": "主要工作", "highlights": "亮点"}
 # "7B" in an abstract is 70 亿 parameters; Qwen2.5-Coder 1.5B wrote "7 亿和 13 亿参数" for Baichuan 2's
-# 7B and 13B, even when told to keep the numbers as written. A number that is wrong by 10x is worse
-# than none.
-BILLIONS = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*B\b")
+# 7B and 13B, even when told to keep the numbers as written, and "1000 万" for 1M. A number that is
+# wrong by 10x is worse than none. (pattern, the paper's suffix, Chinese unit, right factor, wrong ones)
+SCALES = (
+    (re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*B\b"), "B", "亿", 10, (1,)),
+    (re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:M\b|million\b)"), "M", "万", 100, (1, 1000)),
+)
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,11 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         if repeated:
             found.append(Problem(f"{name} says one sentence twice ({repeated[:30]!r})",
                                  f"{label}把同一句话写了两遍（“{repeated[:30]}”）。请删去重复，每句写不同的内容。"))
-    wrong = _billions_as_yi(paper_text, " ".join(prose.values()))
-    if wrong:
-        found.append(Problem(f"writes {wrong}B as {wrong} 亿 ({wrong}B is {_times_ten(wrong)} 亿)",
-                             f"摘要里的 {wrong}B 是 {_times_ten(wrong)} 亿，不是 {wrong} 亿。请照原文写 {wrong}B。"))
+    misread = _numbers_misread(paper_text, " ".join(prose.values()))
+    if misread:
+        value, unit, back, right = misread
+        found.append(Problem(f"writes {back} as {value} {unit} ({back} is {right} {unit})",
+                             f"摘要里的 {back} 是 {right} {unit}，不是 {value} {unit}。请照原文写 {back}。"))
     not_chinese = [name for name, text in prose.items() if cjk_share(text) < MIN_CJK_SHARE]
     if not_chinese:
         found.append(Problem(f"not written in Chinese: {', '.join(not_chinese)}",
@@ -137,7 +141,7 @@ def repair(review: Review, paper_text: str) -> Review:
     """What can be put right without asking again, applied to every review whatever its source
     (generated, cached, a server's): numbers back in the paper's spelling, and sentences the grammar
     had to stop at their cap ended at their last clause instead of mid-word."""
-    review = fix_billions(review, paper_text)
+    review = fix_numbers(review, paper_text)
     scores = {name: replace(score, reason=end_at_clause(score.reason, PROSE["reason"]))
               for name, score in review.scores().items()}
     return replace(review, main_work=end_at_clause(review.main_work, PROSE["main_work"]),
@@ -165,42 +169,47 @@ def end_at_clause(text: str, shape) -> str:
     return text
 
 
-def fix_billions(review: Review, paper_text: str) -> Review:
-    """The review with "7 亿" written back as "7B" where the paper says 7B (and not 0.7B).
+def fix_numbers(review: Review, paper_text: str) -> Review:
+    """The review with "7 亿" written back as "7B" where the paper says 7B (and not 0.7B), and
+    "1000 万" as "1M" where it says 1M (and not 10M).
 
     Measured on Qwen2.5-Coder 1.5B over the 26 bench papers: asked again with the mistake named, it
-    wrote "7 亿参数" once more for BTLM-3B-8K; the paper's own spelling is always right, and a
-    reader knows it."""
-    numbers = _wrong_billions(paper_text)
-    if not numbers:
+    wrote "7 亿参数" once more for BTLM-3B-8K, and LMSYS-Chat-1M's one million conversations became
+    "1000 万条"; the paper's own spelling is always right, and a reader knows it."""
+    wrong = _wrong_numbers(paper_text)
+    if not wrong:
         return review
-    pattern = re.compile(r"(?<![\d.])(" + "|".join(map(re.escape, numbers)) + r")\s*亿")
+    spellings = {f"{value}{unit}": back for value, unit, back, _right in wrong}
+    pattern = re.compile(r"(?<![\d.])(" + "|".join(rf"{re.escape(v)}\s*{u}" for v, u, _b, _r in wrong) + ")")
 
     def fix(text: str) -> str:
-        return pattern.sub(lambda m: f"{m.group(1)}B", text)
+        return pattern.sub(lambda m: spellings["".join(m.group(1).split())], text)
 
     scores = {name: replace(score, reason=fix(score.reason)) for name, score in review.scores().items()}
     return replace(review, main_work=fix(review.main_work), highlights=fix(review.highlights), **scores)
 
 
-def _wrong_billions(paper_text: str) -> list[str]:
-    """The paper's numbers in billions whose "N 亿" is surely wrong: 7B is 70 亿, but if the paper also
-    has 0.7B, "7 亿" is right for that one."""
-    numbers = dict.fromkeys(BILLIONS.findall(paper_text))
-    right = {_times_ten(number) for number in numbers}
-    return [number for number in numbers if f"{float(number):g}" not in right]
+def _wrong_numbers(paper_text: str) -> list[tuple[str, str, str, str]]:
+    """(wrong value, Chinese unit, the paper's spelling, the right value) for the paper's numbers in
+    billions and millions: "7 亿" is wrong for 7B (70 亿) unless the paper also has 0.7B."""
+    wrong = []
+    for pattern, suffix, unit, times, mistakes in SCALES:
+        numbers = [float(n) for n in dict.fromkeys(pattern.findall(paper_text))]
+        right = {f"{n * times:g}" for n in numbers}
+        for n in numbers:
+            for mistake in mistakes:
+                if f"{n * mistake:g}" not in right:
+                    wrong.append((f"{n * mistake:g}", unit, f"{n:g}{suffix}", f"{n * times:g}"))
+    return wrong
 
 
-def _billions_as_yi(paper_text: str, review_text: str) -> str | None:
-    """A number the paper gives in billions (7B) that the review writes as that many 亿 (7 亿)."""
-    for number in _wrong_billions(paper_text):  # "70 亿" is right for a paper with 7B and 70B
-        if re.search(rf"(?<![\d.]){re.escape(number)}\s*亿", review_text):
-            return number
+def _numbers_misread(paper_text: str, review_text: str) -> tuple[str, str, str, str] | None:
+    """A number the paper gives in billions or millions that the review writes at the wrong scale."""
+    for value, unit, back, right in _wrong_numbers(paper_text):
+        if re.search(rf"(?<![\d.]){re.escape(value)}\s*{unit}", review_text):
+            return value, unit, back, right
     return None
 
-
-def _times_ten(number: str) -> str:
-    return f"{float(number) * 10:g}"
 
 
 def cut_off(text: str, shape) -> bool:
