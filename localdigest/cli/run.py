@@ -144,6 +144,10 @@ def _rank(engine, papers, profile, cache, top):
     """Relevance of every paper to the reader's interests; with `top`, only the most relevant stay."""
     from localdigest.review.relevance import relevance, top as most_relevant
 
+    if engine.url is not None and not top:  # the interests came from the profile; a server run still works
+        say("Warning: ranking by your interests needs the local model; this digest through a server is not ranked",
+            "yellow")
+        return {}, papers
     say(f"Ranking {len(papers)} papers by relevance to your interests …")
     started = time.perf_counter()
     scores = relevance(engine, papers, profile.interests, cache, boost=profile.boost)
