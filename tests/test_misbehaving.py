@@ -246,3 +246,16 @@ def test_loading_a_feed_takes_seconds_not_the_server_s_lifetime(bad_server, monk
     with pytest.raises(Exception) as caught:
         load_feeds([f"{bad_server}/feed.json"])
     assert time.monotonic() - started < 4 and "no complete answer within 1 s" in str(caught.value)
+
+
+def test_a_profile_with_interests_does_not_stop_a_run_through_a_server(bad_server, tmp_path):
+    """Ranking reads the local model's probabilities, which a server does not give: the reader's
+    profile leaves such runs unranked with a warning, and only an explicit --top stops them."""
+    config = Path(os.environ["LOCALDIGEST_CONFIG_DIR"])
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "profile.toml").write_text('interests = "long-context fine-tuning"\n', encoding="utf-8")
+    result = served_run(bad_server)
+    assert result.exit_code == 0, result.stderr
+    assert "ranking by your interests needs the local model" in result.stderr and "2 generated" in result.stderr
+    top = served_run(bad_server, "--top", "1")
+    assert top.exit_code == 1 and "relevance ranking needs the local model" in top.stderr
