@@ -126,7 +126,7 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
         info = replace(info, arranged=arranged.note, total=len(digest.results))
     text = render(info, arranged.results)
     if not no_archive:
-        _archive(info, arranged.results)
+        _archive(text if output_format == "json" else render_json(info, arranged.results), info.date)
     if out == "-":
         if output_format == "markdown" and sys.stdout.isatty():
             from rich.console import Console
@@ -170,13 +170,12 @@ def _overview(engine, results, cache) -> str | None:
     return written.text
 
 
-def _archive(info, results) -> None:
+def _archive(digest_json: str, date: str) -> None:
     """Keep the digest as the day's digest for `site build`; the digest itself does not depend on it."""
     from localdigest.output.archive import save
-    from localdigest.output.render import render_json
 
     try:
-        save(render_json(info, results), info.date)
+        save(digest_json, date)
     except OSError as exc:
         say(f"Warning: could not keep the digest for `localdigest site build`: {exc.strerror} ({exc.filename})",
             "yellow")

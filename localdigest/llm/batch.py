@@ -145,10 +145,11 @@ class BatchDecoder:
                     s.done = True
                     continue
                 start = len(s.tokens) + len(s.generated)
-                new = [token] + (self._fast_forward(s, token, skeleton, on_token) if skeleton else [])
-                for token in new:
-                    s.generated.append(token)
-                    s.text += self._llama.detokenize([token])
+                piece = self._llama.detokenize([token])
+                s.generated.append(token)
+                s.text += piece
+                forced = self._fast_forward(s, piece, skeleton, on_token) if skeleton else []
+                new = [token, *forced]
                 if len(s.generated) >= s.max_tokens or any(stop in s.text for stop in s.stops):
                     s.done = True
                     continue
@@ -158,21 +159,23 @@ class BatchDecoder:
                 return
             self._decode(step, sequences)
 
-    def _fast_forward(self, s: _Sequence, token: int, skeleton: Skeleton, on_token) -> list[int]:
-        """The tokens of what the schema forces after `token`, each accepted by the grammar (none where
-        it refuses one: tokenized on its own, a span can split differently from what the grammar expects)."""
-        piece = self._llama.detokenize([token])
+    def _fast_forward(self, s: _Sequence, piece: bytes, skeleton: Skeleton, on_token) -> list[int]:
+        """The tokens of what the schema forces after the sampled token's `piece` (already in s.text),
+        each accepted by the grammar and appended to s (none past one it refuses: tokenized on its own,
+        a span can split differently from what the grammar expects)."""
         if not STRUCTURAL.search(piece):  # inside a string value: nothing can be forced yet
             return []
-        forced = skeleton.forced((bytes(s.text) + piece).decode("utf-8", errors="ignore"))
+        forced = skeleton.forced(bytes(s.text).decode("utf-8", errors="ignore"))
         if not forced:
             return []
-        room = s.max_tokens - len(s.generated) - 1
+        room = s.max_tokens - len(s.generated)
         taken = []
         for candidate in self._llama.tokenize(forced.encode("utf-8"), add_bos=False, special=False)[:room]:
             if not s.sampler.force(candidate):
                 break
             taken.append(candidate)
+            s.generated.append(candidate)
+            s.text += self._llama.detokenize([candidate])
             if on_token:
                 on_token()
         s.forced += len(taken)

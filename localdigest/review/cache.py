@@ -90,11 +90,8 @@ class ReviewCache:
             ) from None
 
     def get(self, key: str) -> CachedReview | None:
-        try:
-            entry = self._read(key)
-        except (sqlite3.Error, OSError):
-            return None  # an unreadable entry is regenerated, not fatal
-        if entry is None or entry.get("schema") != REVIEW_SCHEMA_VERSION:
+        entry = self._current(key)
+        if entry is None:
             return None
         try:
             review = Review.from_dict(entry["review"])
@@ -103,6 +100,14 @@ class ReviewCache:
             return None  # an entry of another shape is a miss, never a wrong answer
         cost = entry.get("cost")
         return CachedReview(review, cost if isinstance(cost, dict) else {})
+
+    def _current(self, key: str) -> dict | None:
+        """The entry, if it is readable and of today's schema; anything else is a miss."""
+        try:
+            entry = self._read(key)
+        except (sqlite3.Error, OSError):
+            return None  # an unreadable entry is regenerated, not fatal
+        return entry if entry is not None and entry.get("schema") == REVIEW_SCHEMA_VERSION else None
 
     def _read(self, key) -> dict | None:
         """The entry as a JSON object; None (counted as foreign) for anything else."""
@@ -120,31 +125,19 @@ class ReviewCache:
 
     def put(self, key: str, review: Review, cost: dict, model: str = "", prompt: str = "") -> str | None:
         """Store a review; returns why it could not be stored (the run goes on without caching it)."""
-        entry = {
-            "schema": REVIEW_SCHEMA_VERSION,
-            "review": review.to_dict(),
-            "model": model,
-            "prompt": prompt,
-            "cost": cost,
-            "created": time.time(),
-        }
-        try:
-            self._cache.set(key, json.dumps(entry, ensure_ascii=False))
-        except (sqlite3.Error, OSError) as exc:
-            return f"could not write the review cache in {self.directory}: {exc}"
-        return None
+        return self._write(key, {"review": review.to_dict(), "model": model, "prompt": prompt, "cost": cost})
 
     def get_text(self, key: str) -> str | None:
-        """A text entry (a 今日速览), or None."""
-        try:
-            entry = self._read(key)
-        except (sqlite3.Error, OSError):
-            return None
-        text = entry.get("text") if entry is not None and entry.get("schema") == REVIEW_SCHEMA_VERSION else None
+        """A text entry (a 今日速览, a relevance), or None."""
+        entry = self._current(key)
+        text = entry.get("text") if entry is not None else None
         return text if isinstance(text, str) else None
 
     def put_text(self, key: str, text: str, model: str = "") -> str | None:
-        entry = {"schema": REVIEW_SCHEMA_VERSION, "text": text, "model": model, "created": time.time()}
+        return self._write(key, {"text": text, "model": model})
+
+    def _write(self, key: str, fields: dict) -> str | None:
+        entry = {"schema": REVIEW_SCHEMA_VERSION, **fields, "created": time.time()}
         try:
             self._cache.set(key, json.dumps(entry, ensure_ascii=False))
         except (sqlite3.Error, OSError) as exc:

@@ -141,11 +141,15 @@ def repair(review: Review, paper_text: str) -> Review:
     """What can be put right without asking again, applied to every review whatever its source
     (generated, cached, a server's): numbers back in the paper's spelling, and sentences the grammar
     had to stop at their cap ended at their last clause instead of mid-word."""
-    review = fix_numbers(review, paper_text)
-    scores = {name: replace(score, reason=end_at_clause(score.reason, PROSE["reason"]))
+    return _each_prose(fix_numbers(review, paper_text), end_at_clause)
+
+
+def _each_prose(review: Review, fix) -> Review:
+    """The review with fix(text, its ProseShape) applied to 主要工作, 亮点 and every reason."""
+    scores = {name: replace(score, reason=fix(score.reason, PROSE["reason"]))
               for name, score in review.scores().items()}
-    return replace(review, main_work=end_at_clause(review.main_work, PROSE["main_work"]),
-                   highlights=end_at_clause(review.highlights, PROSE["highlights"]), **scores)
+    return replace(review, main_work=fix(review.main_work, PROSE["main_work"]),
+                   highlights=fix(review.highlights, PROSE["highlights"]), **scores)
 
 
 def end_at_clause(text: str, shape) -> str:
@@ -182,11 +186,7 @@ def fix_numbers(review: Review, paper_text: str) -> Review:
     spellings = {f"{value}{unit}": back for value, unit, back, _right in wrong}
     pattern = re.compile(r"(?<![\d.])(" + "|".join(rf"{re.escape(v)}\s*{u}" for v, u, _b, _r in wrong) + ")")
 
-    def fix(text: str) -> str:
-        return pattern.sub(lambda m: spellings["".join(m.group(1).split())], text)
-
-    scores = {name: replace(score, reason=fix(score.reason)) for name, score in review.scores().items()}
-    return replace(review, main_work=fix(review.main_work), highlights=fix(review.highlights), **scores)
+    return _each_prose(review, lambda text, _shape: pattern.sub(lambda m: spellings["".join(m.group(1).split())], text))
 
 
 def _wrong_numbers(paper_text: str) -> list[tuple[str, str, str, str]]:
@@ -209,7 +209,6 @@ def _numbers_misread(paper_text: str, review_text: str) -> tuple[str, str, str, 
         if re.search(rf"(?<![\d.]){re.escape(value)}\s*{unit}", review_text):
             return value, unit, back, right
     return None
-
 
 
 def cut_off(text: str, shape) -> bool:

@@ -18,7 +18,7 @@ from localdigest.llm.base import AnswerFormat, ReviewModel
 from localdigest.review import checks
 from localdigest.review.cache import ReviewCache
 from localdigest.review.grammar import schema_to_gbnf
-from localdigest.review.pipeline import BASE_SEED, PaperResult
+from localdigest.review.pipeline import BASE_SEED, PaperResult, with_warnings
 from localdigest.review.schema import CONTROL, OVERVIEW_SCHEMA as SCHEMA, PROSE
 
 OVERVIEW_VERSION = 1  # in the cache key: bump when the prompt, schema or checks below change
@@ -58,9 +58,7 @@ def write_overview(model: ReviewModel, results: list[PaperResult], cache: Review
     answer = AnswerFormat(schema_to_gbnf(SCHEMA), SCHEMA, avoid=checks.NEVER_WRITE)
     found: list[str] = []
     for attempt in range(2):
-        asked = messages if not found else [messages[0], {"role": "user", "content": messages[1]["content"] +
-                                                         "\n\n注意：上一次写的今日速览有以下问题，这次必须避免：\n" +
-                                                         "\n".join(f"- {p}" for p in found)}]
+        asked = with_warnings(messages, "写的今日速览", found) if found else messages
         try:
             completion = model.complete_many([asked], answer, seed=BASE_SEED + attempt)[0]
         except PromptRejected as exc:  # a server's context is too small for the day's list

@@ -194,9 +194,7 @@ class Reviewer:
         Not as a follow-up turn after the flawed answer: measured on Qwen2.5-Coder 1.5B, a follow-up
         turn ("your answer has these problems") makes it answer with the first worked example, word
         for word; a question that carries its own warnings keeps it on the paper."""
-        warning = "\n\n注意：上一次为这篇论文写的速览有以下问题，这次必须避免：\n" + \
-            "\n".join(f"- {p.feedback}" for p in found)
-        return [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + warning}]
+        return with_warnings(messages, "为这篇论文写的速览", [p.feedback for p in found])
 
     def _accept(self, paper: Paper, review: Review, completion, attempt: int, trimmed: str | None,
                 flags: tuple[str, ...] = ()) -> PaperResult:
@@ -231,6 +229,12 @@ class Reviewer:
         messages = self.prompt.messages(replace(paper, abstract=shortened.rstrip() + " …"))
         return messages, (f"abstract trimmed to {keep} of {abstract_tokens} tokens to fit the "
                           f"{self.model.n_ctx}-token context; raise {option('ctx')} to keep it whole")
+
+
+def with_warnings(messages: list[dict], what: str, warnings: list[str]) -> list[dict]:
+    """The messages with the last (user) message carrying what was wrong with the last answer."""
+    warning = f"\n\n注意：上一次{what}有以下问题，这次必须避免：\n" + "\n".join(f"- {w}" for w in warnings)
+    return [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + warning}]
 
 
 def check_review(paper: Paper, review: Review, examples: list[quality.Example]) -> list[quality.Problem]:

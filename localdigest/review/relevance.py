@@ -42,11 +42,10 @@ class Profile:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     boost: tuple[str, ...] = ()  # words that raise a paper's relevance, never drop it
-    source: str = ""  # where it came from, for messages
 
     def with_overrides(self, interests: str | None, include: tuple[str, ...], exclude: tuple[str, ...]) -> "Profile":
         return Profile(interests if interests is not None else self.interests,
-                       self.include + tuple(include), self.exclude + tuple(exclude), self.boost, self.source)
+                       self.include + tuple(include), self.exclude + tuple(exclude), self.boost)
 
 
 def load_profile(path: Path) -> Profile:
@@ -69,7 +68,7 @@ def load_profile(path: Path) -> Profile:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise LocaldigestError(f"{path}: {key} must be a list of words", f'write it as {key} = ["speech", "audio"]')
         lists[key] = tuple(value)
-    return Profile(interests, lists["include"], lists["exclude"], lists["boost"], str(path))
+    return Profile(interests, lists["include"], lists["exclude"], lists["boost"])
 
 
 def relevance(model, papers: list[Paper], interests: str, cache: ReviewCache | None,
