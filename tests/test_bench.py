@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -40,6 +41,11 @@ def test_keyword_f1_normalises_case_punctuation_and_width():
     assert set_f1(["Large Language Models", "LoRA"], ["large-language models", "Attention"]) == 0.5
     assert set_f1(["ＬｏＲＡ"], ["lora"]) == 1.0
     assert set_f1([], []) == 1.0 and set_f1(["a"], ["b"]) == 0.0
+    # A plural is the same keyword, a CJK term with or without the space before Latin letters too;
+    # short words and -ss are left alone.
+    assert set_f1(["Transformers architecture", "LLMs"], ["Transformer Architecture", "LLM"]) == 1.0
+    assert set_f1(["SlimPajama 数据集"], ["SlimPajama数据集"]) == 1.0
+    assert set_f1(["Loss"], ["Los"]) == 0.0 and set_f1(["Gas"], ["Ga"]) == 0.0
 
 
 def test_chrf_known_values():
@@ -108,3 +114,17 @@ def test_papers_shown_as_worked_examples_are_left_out_of_the_bench(tmp_path):
                       f'assistant = """{shown.examples[0][1]}"""\n', encoding="utf-8")
     kept, left_out = not_in_examples(papers, [shown, load_prompt(str(prompt))])
     assert left_out == [papers[0].arxiv_id] and kept == papers[1:]
+
+
+def test_llama_batched_bench_table_is_read():
+    """benchmarks/vs_llama_cpp.py reads llama.cpp's generation rate from llama-batched-bench's
+    table (the fixture is its real output, tiny model, -npl 1,2)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "vs_llama_cpp.py"
+    spec = importlib.util.spec_from_file_location("vs_llama_cpp", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (Path(__file__).parent / "fixtures" / "llama_batched_bench.txt").read_text()
+    assert module.parse_batched_bench(text) == {1: 9913.26, 2: 21220.16}
+    assert module.parse_batched_bench("llama-batched-bench: error") == {}

@@ -57,3 +57,25 @@ def test_fast_forward_on_the_real_decoder_keeps_answers_valid_and_saves_steps(ti
     # The review skeleton is ~60 tokens of keys and brackets; most of it comes without a step.
     assert all(c.forced_tokens >= 40 for c in fast), [c.forced_tokens for c in fast]
     assert all(c.forced_tokens < c.completion_tokens for c in fast)
+
+
+def test_prompt_lookup_drafts_change_no_token_and_save_steps(tiny_gguf):
+    """Drafts are only guesses: each is kept when sampling picks it anyway, so at temperature 0 the
+    answers are the plain decoder's, token for token (the tiny model's float kernels give the same
+    logits however many tokens a decode holds; Q4_K on llama.cpp's batched kernels rounds differently,
+    see benchmarks/decoding.py)."""
+    spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=16384,
+                     generation={"max_tokens": 200, "temperature": 0.0})
+    model = LocalModel(spec, tiny_gguf, batch_size=2)
+    answer = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA, avoid=NEVER_WRITE)
+    conversations = [load_prompt().messages(Paper(f"2309.{i}", f"Paper {i}", "Sparse attention for long contexts."))
+                     for i in range(2)]
+    plain = model.complete_many(conversations, answer, seed=3)
+    model.lookahead = 4
+    drafted = model.complete_many(conversations, answer, seed=3)
+    assert [c.text for c in drafted] == [c.text for c in plain]
+    assert all(c.drafted_tokens == 0 for c in plain)
+    # Random weights repeat themselves, so prompt lookup guesses right often.
+    assert all(0 < c.accepted_tokens <= c.drafted_tokens for c in drafted), \
+        [(c.accepted_tokens, c.drafted_tokens) for c in drafted]
+    assert all(c.completion_tokens == p.completion_tokens for c, p in zip(drafted, plain))

@@ -107,3 +107,26 @@ def test_a_banned_word_is_never_written_even_byte_by_byte(tiny_gguf):
     # Where the grammar allows nothing but the banned word, the ban gives way rather than fail.
     forced = model.complete(messages, AnswerFormat('root ::= "我。"', avoid=("我",)), seed=0).text
     assert forced == "我。"
+
+
+def test_no_run_of_tokens_is_written_twice(tiny_gguf):
+    """The review format's no_repeat: once the answer would repeat a run of its own (a 亮点 copying
+    主要工作), the token that completes the run is not sampled. The tiny model's tokens are bytes."""
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.llm.local import LocalModel
+    from localdigest.llm.registry import ModelSpec
+
+    model = LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=2048,
+                                 generation={"max_tokens": 64, "temperature": 0.0}), tiny_gguf)
+    messages = [{"role": "user", "content": "abc"}]
+
+    def runs(text: str) -> list[str]:
+        return [text[i:i + 4] for i in range(len(text) - 3)]
+
+    free = model.complete(messages, AnswerFormat("root ::= [a-z]{40}"), seed=0).text
+    assert len(runs(free)) > len(set(runs(free)))  # greedy on random weights loops: this test can fail
+    limited = model.complete(messages, AnswerFormat("root ::= [a-z]{40}", no_repeat=4), seed=0).text
+    assert len(limited) == 40 and len(runs(limited)) == len(set(runs(limited))), limited
+    # A digit or a quote may repeat (two reasons can end alike before their scores).
+    digits = model.complete(messages, AnswerFormat("root ::= [0-1]{12}", no_repeat=2), seed=0).text
+    assert len(digits) == 12

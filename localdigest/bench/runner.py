@@ -45,6 +45,7 @@ COLUMNS = {
     "prompt_tokens": "prompt tokens per paper",
     "evaluated_prompt_tokens": "prompt tokens evaluated (after prefix reuse)",
     "completion_tokens": "generated tokens per paper",
+    "sampled_tokens": "of them sampled (the rest forced by the schema, no decoding step)",
     "prompt_eval_tok_s": "prompt evaluation tokens/s",
     "generation_tok_s": "generation tokens/s",
     "seconds_per_paper": "wall seconds per paper (generation)",
@@ -116,6 +117,7 @@ def _score(results, prompt: PromptTemplate, references: dict[str, ReferenceRevie
     if costs:
         for key in ("prompt_tokens", "evaluated_prompt_tokens", "completion_tokens"):
             values[key] = statistics.mean(c.get(key, 0) for c in costs)
+        values["sampled_tokens"] = statistics.mean(c["completion_tokens"] - c.get("forced_tokens", 0) for c in costs)
         prompt_seconds = sum(c.get("prompt_seconds", 0) for c in costs)
         generation_seconds = sum(c["seconds"] - c.get("prompt_seconds", 0) for c in costs)
         values["prompt_eval_tok_s"] = sum(c.get("evaluated_prompt_tokens", 0) for c in costs) / prompt_seconds \

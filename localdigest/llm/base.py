@@ -47,6 +47,9 @@ class AnswerFormat:
     # Words the answer never uses: tokens whose text starts with one are never sampled (local models;
     # a server cannot be told by text, so there the review stage's checks catch them).
     avoid: tuple[str, ...] = ()
+    # A run of this many tokens is never written twice in one answer (local models; 0: no limit).
+    # Off for reviews: measured, it garbled names rather than stop restating (review.checks.NO_REPEAT).
+    no_repeat: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Completion:
     evaluated_prompt_tokens: int = 0  # after prefix reuse: what llama.cpp really had to evaluate
     prompt_seconds: float = 0.0
     forced_tokens: int = 0  # of completion_tokens, appended without sampling (llm.forced)
+    drafted_tokens: int = 0  # prompt-lookup guesses decoded to be checked (llm.batch)
+    accepted_tokens: int = 0  # of them, the ones sampling then picked: tokens that cost no step of their own
 
 
 OnToken = Callable[[], None] | None

@@ -41,6 +41,9 @@ class LocalModel:
         # complete_many appends what the answer's JSON schema forces (keys, brackets) in one step
         # instead of sampling it token by token (llm.forced); False for comparisons.
         self.fast_forward = True
+        # complete_many guesses up to this many tokens per step by prompt lookup and checks them in
+        # the same decode (llm.batch); 0 turns it off.
+        self.lookahead = 0
         self.generation = GenerationSettings.with_overrides(spec.generation)
         self._llama = None
         self._batch_decoder = None
@@ -101,8 +104,7 @@ class LocalModel:
         else:
             from localdigest.llm.sampling import GrammarFirstSampler  # numpy: only when generating
 
-            sampler = GrammarFirstSampler.for_settings(llama, grammar, seed, params,
-                                                       self._banned(answer_format.avoid))
+            sampler = GrammarFirstSampler.for_settings(llama, grammar, seed, params, self._banned(answer_format))
             try:
                 # The sampler leaves one finite logit; greedy over it, with no second penalty, picks exactly that.
                 result = llama.create_completion(**common, logits_processor=LogitsProcessorList([sampler]),
@@ -128,6 +130,7 @@ class LocalModel:
             from localdigest.llm.batch import BatchDecoder
 
             self._batch_decoder = BatchDecoder(llama, self.batch_size, self.threads)
+        self._batch_decoder.lookahead = self.lookahead
         prompts = []
         for messages in conversations:
             prompt, tokens = self.tokenize_prompt(messages)
@@ -135,7 +138,7 @@ class LocalModel:
             prompts.append((tokens, prompt.stop, self._answer_limit(tokens)))
         answer_format = as_format(answer_format)
         return self._batch_decoder.complete(prompts, answer_format.gbnf, seed, self.generation, on_token,
-                                            self._banned(answer_format.avoid), self._skeleton(answer_format))
+                                            self._banned(answer_format), self._skeleton(answer_format))
 
     def _skeleton(self, answer_format: AnswerFormat):
         if not self.fast_forward or answer_format.json_schema is None:
@@ -166,11 +169,15 @@ class LocalModel:
         ids = {option: llama.tokenize(option.encode("utf-8"), add_bos=False, special=False)[0] for option in options}
         return {option: float(logits[token] - log_total) for option, token in ids.items()}
 
-    def _banned(self, avoid: tuple[str, ...]):
+    def _banned(self, answer_format: AnswerFormat):
         """The Bans that keep the words in `avoid` out of an answer: tokens whose text (spaces aside)
         starts with one (is one, for Latin words), and, for one-character words, the byte pieces
-        that would finish the character once the answer ends with its first bytes (see sampling.Bans)."""
-        if not avoid:
+        that would finish the character once the answer ends with its first bytes (see sampling.Bans);
+        with the format's limit on repeated runs."""
+        import dataclasses
+
+        avoid = answer_format.avoid
+        if not avoid and not answer_format.no_repeat:
             return None
         if avoid not in self._banned_ids:
             import numpy as np
@@ -195,7 +202,7 @@ class LocalModel:
                     tails = [token for token, raw in enumerate(vocabulary) if raw.startswith(char[cut:])]
                     partial.append((char[:cut], np.array(tails, dtype=np.int64)))
             self._banned_ids[avoid] = Bans(np.array(always, dtype=np.int64), tuple(partial), vocabulary)
-        return self._banned_ids[avoid]
+        return dataclasses.replace(self._banned_ids[avoid], no_repeat=answer_format.no_repeat)
 
     def _answer_limit(self, tokens) -> int:
         """Tokens the answer may take: max_tokens, or what the context has left after the prompt (less
@@ -241,7 +248,10 @@ class LocalModel:
                 f"llama-cpp-python, or drop {option('gpu_layers')}",
             )
         try:
-            with _safe_buffer_types(llama_cpp):
+            # No repacked copy of the weights (llama.cpp's CPU "extra buffers"): it kept the mmapped
+            # file resident and added ~600 MB for Qwen2.5-Coder 1.5B, for tg64 19.3 vs 18.5 tok/s and
+            # pp400 45 vs 53 (llama-bench --repack 1,0, 2 threads): peak RSS over speed here.
+            with _safe_buffer_types(llama_cpp, repack=False):
                 llama = llama_cpp.Llama(
                     model_path=str(self.path),
                     n_ctx=self.n_ctx,
@@ -294,20 +304,23 @@ def _silence_llama_logs(llama_cpp) -> None:
 
 
 class _safe_buffer_types:
-    """Keep weights out of llama.cpp's AMX buffers when AMX code is compiled in.
+    """Keep weights out of llama.cpp's AMX buffers when AMX code is compiled in (and out of every
+    extra buffer type, the repacked copies, with repack=False).
 
     llama.cpp built with -march=native on a CPU that reports AMX segfaults in
     ggml_backend_amx_mul_mat inside VMs that do not enable AMX tiles (seen on this
     project's build machines). Set LOCALDIGEST_ALLOW_AMX=1 on bare metal to keep AMX.
     """
 
-    def __init__(self, llama_cpp):
+    def __init__(self, llama_cpp, repack: bool = True):
         self.llama_cpp = llama_cpp
+        self.repack = repack
         self.original = None
 
     def __enter__(self):
         info = self.llama_cpp.llama_print_system_info().decode(errors="replace")
-        if "AMX_INT8 = 1" in info and os.environ.get("LOCALDIGEST_ALLOW_AMX") != "1":
+        amx = "AMX_INT8 = 1" in info and os.environ.get("LOCALDIGEST_ALLOW_AMX") != "1"
+        if amx or not self.repack:
             from llama_cpp import llama as llama_module
 
             original = self.original = llama_module.llama_cpp.llama_model_default_params

@@ -12,10 +12,12 @@ pick that token.
 """
 
 import ctypes
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
+VALUE_END = re.compile(rb'["{}\[\],:0-9]')  # bytes that can end a JSON string or number, or start the next
 MASK_SLICE = 8192  # vocabulary entries per grammar pass when the sampled token was rejected
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 
@@ -31,6 +33,7 @@ class Bans:
     always: np.ndarray
     partial: tuple[tuple[bytes, np.ndarray], ...] = ()  # (the character's first bytes, tokens that finish it)
     pieces: tuple[bytes, ...] = ()  # every token's bytes, to read the end of the answer
+    no_repeat: int = 0  # a run of this many of the answer's own tokens is not sampled again (0: off)
 
     def finishing(self, input_ids) -> list[np.ndarray]:
         if not self.partial or not len(input_ids):
@@ -53,6 +56,10 @@ class GrammarFirstSampler:
         self.temperature, self.top_p, self.top_k, self.min_p = temperature, top_p, top_k, min_p
         self.repeat_penalty, self.penalty_last_n = repeat_penalty, penalty_last_n
         self.banned = banned if banned is not None and (banned.always.size or banned.partial) else None
+        self.no_repeat = banned.no_repeat if banned is not None else 0
+        self._pieces = banned.pieces if banned is not None else ()
+        self._written: list[int] = []  # the answer so far (sampled and forced)
+        self._followers: dict[tuple[int, ...], set[int]] = {}  # run of no_repeat - 1 tokens -> what came next
         self._one = (llama_cpp.llama_token_data * 1)()
         self._one_array = llama_cpp.llama_token_data_array(data=self._one, size=1, selected=-1, sorted=False)
         self._full = None
@@ -74,26 +81,47 @@ class GrammarFirstSampler:
     def choose(self, input_ids: np.ndarray, logits: np.ndarray) -> int:
         """The next token after input_ids (prompt and answer so far), accepted into the grammar."""
         scores = self._penalised(input_ids, logits)
+        repeats = self._repeats()
+        if repeats:
+            scores = scores.copy() if scores is logits else scores
+            scores[repeats] = -np.inf
         token = self._pick(scores)
         if self._allowed(token):
             self.fast_picks += 1
         else:
             self.full_masks += 1
             masked = self._masked(scores)
-            if self.banned is not None and not np.isfinite(masked).any():
+            if (self.banned is not None or repeats) and not np.isfinite(masked).any():
                 # The bans left the grammar no way on (it allows only the banned word here): the ban
                 # gives way, and the review stage's checks read the answer as always.
                 masked = self._masked(self._penalised(input_ids, logits, bans=False))
             token = self._pick(masked)
-        self._llama_cpp.llama_sampler_accept(self._grammar, token)
+        self._accept(token)
         return token
 
     def force(self, token: int) -> bool:
         """Take `token` without sampling it (a span the schema forces), if the grammar allows it here."""
         if not self._allowed(token):
             return False
-        self._llama_cpp.llama_sampler_accept(self._grammar, token)
+        self._accept(token)
         return True
+
+    def _accept(self, token: int) -> None:
+        self._llama_cpp.llama_sampler_accept(self._grammar, token)
+        if self.no_repeat:
+            self._written.append(token)
+            if len(self._written) >= self.no_repeat:
+                run = tuple(self._written[-self.no_repeat:-1])
+                self._followers.setdefault(run, set()).add(token)
+
+    def _repeats(self) -> list[int]:
+        """Tokens that would complete a run of no_repeat tokens the answer already has; never one
+        that can close a value (a quote, a digit: two reasons may end alike and then both need
+        their score and the next key)."""
+        if not self.no_repeat or len(self._written) < self.no_repeat - 1:
+            return []
+        found = self._followers.get(tuple(self._written[-(self.no_repeat - 1):]), ())
+        return [token for token in found if token < len(self._pieces) and not VALUE_END.search(self._pieces[token])]
 
     def close(self) -> None:
         if self._grammar:

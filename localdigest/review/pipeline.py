@@ -52,7 +52,8 @@ class Reviewer:
         self.model = model
         self.prompt = prompt
         self.cache = cache
-        self.answer_format = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA, avoid=quality.NEVER_WRITE)
+        self.answer_format = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA, avoid=quality.NEVER_WRITE,
+                                          no_repeat=quality.NO_REPEAT)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
         self._model_identity = model.identity()
@@ -199,7 +200,7 @@ class Reviewer:
     def _accept(self, paper: Paper, review: Review, completion, attempt: int, trimmed: str | None,
                 flags: tuple[str, ...] = ()) -> PaperResult:
         cost = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-                "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
+                "forced_tokens": completion.forced_tokens, "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
                 "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds, "attempts": attempt + 1}
         cache_problem = None
         if self.cache is not None:

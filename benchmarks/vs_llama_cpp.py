@@ -1,0 +1,141 @@
+"""localdigest against the peer a user would pick instead: llama.cpp's own llama-server, and
+llama.cpp's raw generation rate (llama-batched-bench), built from the llama.cpp that the installed
+llama-cpp-python vendors (benchmarks/build_llama_tools.sh, cached), on the same model and papers.
+
+    python benchmarks/vs_llama_cpp.py                          # default model, the 8 papers of 2023-09-22
+    python benchmarks/vs_llama_cpp.py --parallel 1 4 --batch-size 4 --lookahead 0 4
+
+Every digest is written from scratch (nothing cached) with the same prompt, grammar and sampling
+settings: (a) localdigest in-process, per --batch-size x --lookahead; (b) localdigest --server
+against llama-server started with -np N for each --parallel N (one server per N, on 127.0.0.1);
+(c) llama-batched-bench's generation rate with 1 and --batch-size sequences. Prints wall time per
+digest and effective generated tokens/s, as ratios against the best llama-server run and against
+llama.cpp's single-sequence rate, all from this one run (these machines are noisy).
+"""
+
+import argparse
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from localdigest.bench.runner import timed_reviews  # noqa: E402
+from localdigest.llm.choose import open_model  # noqa: E402
+from localdigest.llm.registry import ModelSpec, load_registry  # noqa: E402
+from localdigest.llm.server import ServerModel  # noqa: E402
+from localdigest.review.prompts import load_prompt  # noqa: E402
+from localdigest.sources.feeds import load_feeds  # noqa: E402
+from localdigest.testing.local_server import free_port  # noqa: E402
+
+FEED = ROOT / "benchmarks" / "data" / "papers" / "2023-09-22.json"
+N_CTX = 4096  # per sequence, as localdigest's default entry
+
+
+def llama_server(tools: Path, model: Path, parallel: int, threads: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen([str(tools / "llama-server"), "-m", str(model), "--host", "127.0.0.1", "--port",
+                                str(port), "-c", str(N_CTX * parallel), "-np", str(parallel), "-t", str(threads),
+                                "-tb", str(threads), "--no-webui"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"llama-server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise SystemExit("llama-server did not become healthy within 120 s")
+
+
+def batched_bench(tools: Path, model: Path, sequences: list[int], threads: int, prompt: int, generated: int) -> dict:
+    """llama-batched-bench's generation tokens/s (S_TG, all sequences together) per sequence count."""
+    out = subprocess.run([str(tools / "llama-batched-bench"), "-m", str(model), "-c", str(N_CTX * max(sequences)),
+                          "-b", "512", "-ub", "512", "-npp", str(prompt), "-ntg", str(generated),
+                          "-npl", ",".join(map(str, sequences)), "-t", str(threads), "-tb", str(threads)],
+                         capture_output=True, text=True, check=True).stdout
+    return parse_batched_bench(out)
+
+
+def parse_batched_bench(out: str) -> dict[int, float]:
+    """{sequences: S_TG tokens/s} from llama-batched-bench's table."""
+    rates = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 8 and re.fullmatch(r"\d+", cells[2] or ""):
+            rates[int(cells[2])] = float(cells[7])  # PP | TG | B | N_KV | T_PP | S_PP | T_TG | S_TG | T | S
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model name (default: the registry's default)")
+    parser.add_argument("--papers", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[4])
+    parser.add_argument("--lookahead", type=int, nargs="+", default=[0])
+    parser.add_argument("--parallel", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tools", type=Path, help="folder with llama-server and llama-batched-bench "
+                                                   "(default: build them with benchmarks/build_llama_tools.sh)")
+    args = parser.parse_args()
+
+    tools = args.tools or Path(subprocess.run([str(ROOT / "benchmarks" / "build_llama_tools.sh")], check=True,
+                                              capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    spec = load_registry().get(args.model)
+    path = spec.resolve()
+    prompt = load_prompt()
+    papers = load_feeds([str(FEED)]).papers[: args.papers]
+    rows = []
+
+    def report(name: str, run: dict) -> None:
+        rows.append((name, run))
+        print(f"  {name}: {run['seconds']:.0f} s, {run['tokens']} tokens, {run['valid']}/{run['papers']} valid",
+              file=sys.stderr)
+
+    sizes = sorted(set(args.batch_size) | {1})
+    print("llama-batched-bench ...", file=sys.stderr)
+    raw = batched_bench(tools, path, sizes, args.threads, prompt=400, generated=128)
+    for parallel in args.parallel:
+        process, url = llama_server(tools, path, parallel, args.threads)
+        try:
+            model = ServerModel(ModelSpec("bench", {"server": url}, generation=dict(spec.generation)), url,
+                                parallel=parallel)
+            timed_reviews(model, prompt, papers[:1], 1)  # warm-up: pages in, shared prefix cached
+            report(f"localdigest --server, llama-server -np {parallel}", timed_reviews(model, prompt, papers, parallel))
+            model.close()
+        finally:
+            process.terminate()
+            process.wait(30)
+    for batch in args.batch_size:
+        for lookahead in args.lookahead:
+            model = open_model(spec, threads=args.threads, batch_size=batch)
+            model.lookahead = lookahead
+            timed_reviews(model, prompt, papers[:1], 1)  # same warm-up: the shared prefix evaluated once
+            report(f"localdigest in-process, --batch-size {batch}, lookahead {lookahead}",
+                   timed_reviews(model, prompt, papers, 1))
+            del model  # the next setting loads its own copy; llama.cpp frees this one now
+
+    best_server = min((run for name, run in rows if "--server" in name), key=lambda run: run["seconds"])
+    print(f"model {spec.name}, {len(papers)} papers of {FEED.stem}, {args.threads} threads; "
+          f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print("llama-batched-bench generation (pp 400, tg 128): " +
+          ", ".join(f"{n} seq {rate:.1f} tok/s" for n, rate in sorted(raw.items())))
+    print(f"{'how':58} {'wall s':>7} {'tokens':>6} {'tok/s':>6} {'vs best server':>14} {'vs llama.cpp 1 seq':>18}")
+    for name, run in rows:
+        print(f"{name:58} {run['seconds']:7.0f} {run['tokens']:6} {run['tok_s']:6.1f} "
+              f"{best_server['seconds'] / run['seconds']:13.2f}x {run['tok_s'] / raw[1]:17.2f}x")
+
+
+if __name__ == "__main__":
+    main()
