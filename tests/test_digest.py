@@ -25,6 +25,12 @@ def test_cached_rerun_does_not_load_the_model(tiny_gguf, tmp_path):
     assert second.stats.cached == 3 and not second.model.loaded
 
 
+def test_one_paper_on_a_local_model_is_fast_forwarded_too(tiny_gguf, tmp_path):
+    one = reviewer(tiny_gguf, tmp_path / "cache")  # batch size 1
+    result = one.review(load_feeds([str(HF_FEED)]).papers[0])
+    assert result.review is not None and result.cost["forced_tokens"] >= 40, result.cost
+
+
 def test_cache_key_covers_prompt_model_and_settings(tiny_gguf, tmp_path):
     paper = load_feeds([str(HF_FEED)]).papers[0]
     base = reviewer(tiny_gguf, tmp_path / "c")
@@ -49,8 +55,8 @@ def test_invalid_answer_is_retried_then_reported(tiny_gguf, tmp_path):
     broken = reviewer(tiny_gguf, tmp_path / "cache")
     broken.answer_format = 'root ::= "{}"'  # valid JSON, never a valid review
     attempts = []
-    complete = broken.model.complete
-    broken.model.complete = lambda *args, **kw: attempts.append(kw["seed"]) or complete(*args, **kw)
+    complete_many = broken.model.complete_many  # one paper at a time still goes through it (fast-forward)
+    broken.model.complete_many = lambda *args, **kw: attempts.append(kw["seed"]) or complete_many(*args, **kw)
     results = [broken.review(p) for p in papers]
     assert all(r.review is None and "failed validation 3 times" in r.error and "main_work: missing" in r.error
                for r in results)
@@ -126,8 +132,9 @@ def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_
     stubborn = reviewer(tiny_gguf, tmp_path / "cache")
     stubborn.answer_format = "root ::= " + json.dumps(answer, ensure_ascii=False)  # it can only say this
     asked = []
-    complete = stubborn.model.complete
-    stubborn.model.complete = lambda messages, *a, **kw: asked.append(messages) or complete(messages, *a, **kw)
+    complete_many = stubborn.model.complete_many
+    stubborn.model.complete_many = lambda conversations, *a, **kw: asked.extend(conversations) or \
+        complete_many(conversations, *a, **kw)
     paper = load_feeds([str(HF_FEED)]).papers[0]
     result = stubborn.review(paper)
     assert len(asked) == 3 and asked[0] == stubborn.prompt.messages(paper)
@@ -150,8 +157,9 @@ def test_a_flaw_a_new_answer_does_not_fix_is_flagged_without_asking_again(tiny_g
     same_reasons = reviewer(tiny_gguf, tmp_path / "cache")
     same_reasons.answer_format = "root ::= " + json.dumps(json.dumps(answer, ensure_ascii=False), ensure_ascii=False)
     asked = []
-    complete = same_reasons.model.complete
-    same_reasons.model.complete = lambda messages, *a, **kw: asked.append(messages) or complete(messages, *a, **kw)
+    complete_many = same_reasons.model.complete_many
+    same_reasons.model.complete_many = lambda conversations, *a, **kw: asked.extend(conversations) or \
+        complete_many(conversations, *a, **kw)
     result = same_reasons.review(load_feeds([str(HF_FEED)]).papers[0])
     assert len(asked) == 1 and result.flags == ("two score reasons are identical",)
     assert result.cost["attempts"] == 1 and len(same_reasons.cache) == 1

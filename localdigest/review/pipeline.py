@@ -181,8 +181,10 @@ class Reviewer:
         """One completion per conversation; a prompt the backend rejects is its PromptRejected instead."""
         seed = BASE_SEED + attempt
         # A local model decodes even one paper through complete_many: it fast-forwards what the
-        # schema forces (llm.forced), which complete() cannot.
-        if len(conversations) > 1 or self.model.batch_size > 1:
+        # schema forces (llm.forced), which complete() cannot, and it keeps a character split
+        # across tokens whole (llama-cpp-python's create_completion drops bytes that are not
+        # UTF-8 yet, which left a keyword empty).
+        if len(conversations) > 1 or self.model.url is None:
             return self.model.complete_many(conversations, self.answer_format, seed=seed, on_token=on_token)
         try:
             return [self.model.complete(conversations[0], self.answer_format, seed=seed, on_token=on_token)]
