@@ -10,8 +10,9 @@ paper of grade 1 or 2 counts) and NDCG@10 (gains 2^grade - 1):
              carry no counts), rank 1 of every day first, then rank 2, …
   model      the local model alone: P(Yes) / (P(Yes) + P(No)), no sampling
   model+boost  localdigest's relevance with the profile's keywords as `boost` words
-and the model's cost per paper against the review cost per paper that `localdigest bench`
-measured on the same machine (benchmarks/results/results.json), in the same units. Writes
+and the model's cost per paper against the cost of a review, measured in the same run on the same
+model: the first --review-papers papers of 2023-09-22 reviewed from scratch with the default
+prompt at the default batch size, as `localdigest run` would (wall seconds per paper). Writes
 benchmarks/results/relevance.json.
 """
 
@@ -27,8 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from localdigest.bench.runner import timed_reviews  # noqa: E402
+from localdigest.cli.common import DEFAULT_BATCH_SIZE  # noqa: E402
 from localdigest.llm.choose import open_model  # noqa: E402
 from localdigest.llm.registry import load_registry  # noqa: E402
+from localdigest.review.prompts import load_prompt  # noqa: E402
 from localdigest.review.relevance import boosted, relevance  # noqa: E402
 from localdigest.sources.feeds import load_feeds  # noqa: E402
 from localdigest.sources.keywords import matches  # noqa: E402
@@ -42,15 +46,17 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--labels", type=Path, default=DATA / "relevance.toml")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "relevance.json")
+    parser.add_argument("--review-papers", type=int, default=4,
+                        help="papers reviewed in this run to measure a review's cost (default 4)")
     parser.add_argument("--review-seconds", type=float, default=None,
-                        help="review cost per paper to compare with (default: from results/results.json)")
+                        help="a review's cost per paper, instead of measuring it (--review-papers is then unused)")
     args = parser.parse_args()
 
     profiles = tomllib.loads(args.labels.read_text(encoding="utf-8"))["profiles"]
     by_day = [load_feeds([str(DATA / "papers" / f"{day}.json")]).papers for day in DAYS]
     papers = [p for day in by_day for p in day]
     hf_rank = {p.arxiv_id: (rank, d) for d, day in enumerate(by_day) for rank, p in enumerate(day)}
-    model = open_model(load_registry().get(args.model))
+    model = open_model(load_registry().get(args.model), batch_size=DEFAULT_BATCH_SIZE)
     model.option_logprobs([{"role": "user", "content": "Hi"}], ("Yes", "No"))  # load outside the timing
 
     report = {"model": model.describe(), "papers": len(papers), "profiles": {}}
@@ -72,7 +78,11 @@ def main() -> None:
                      "top_5": [p.arxiv_id for p in ranked[:5]]}
             for method, ranked in rankings.items()}
         report["profiles"][name]["model"]["scores"] = {p.arxiv_id: round(scores[p.arxiv_id], 4) for p in papers}
-    review_seconds = args.review_seconds or _review_seconds()
+    review_seconds = args.review_seconds
+    if review_seconds is None and args.review_papers > 0:
+        print(f"reviewing {args.review_papers} papers to measure a review's cost", file=sys.stderr)
+        timed = timed_reviews(model, load_prompt(), by_day[-1][:args.review_papers])
+        review_seconds = timed["seconds"] / timed["papers"]
     report["seconds_per_paper"] = statistics.mean(seconds)
     report["review_seconds_per_paper"] = review_seconds
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,15 +109,6 @@ def ndcg_at(ranked, grades, k: int) -> float:
 
     ideal = dcg(sorted(grades.values(), reverse=True))
     return dcg([grades.get(p.arxiv_id, 0) for p in ranked]) / ideal if ideal else 0.0
-
-
-def _review_seconds() -> float | None:
-    results = ROOT / "benchmarks" / "results" / "results.json"
-    try:
-        rows = json.loads(results.read_text(encoding="utf-8"))["results"]
-        return float(rows[0]["seconds_per_paper"])
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return None
 
 
 if __name__ == "__main__":

@@ -48,6 +48,18 @@ def test_keyword_f1_normalises_case_punctuation_and_width():
     assert set_f1(["Loss"], ["Los"]) == 0.0 and set_f1(["Gas"], ["Ga"]) == 0.0
 
 
+def test_keyword_f1_matches_abbreviations_and_their_phrases_one_to_one():
+    # The references' own spellings: "LLMs" for a review's "Large Language Models", both parts of
+    # "Large Language Models (LLMs)".
+    assert set_f1(["Large Language Models"], ["LLMs"]) == 1.0
+    assert set_f1(["LLM", "Word Error Rate"], ["Large Language Models (LLMs)", "WER"]) == 1.0
+    assert set_f1(["Neural Radiance Fields"], ["Neural Radiance Fields (NeRFs)"]) == 1.0
+    assert set_f1(["Free Lunch"], ["Federated Learning"]) == 0.0  # two phrases: initials alone never match
+    assert set_f1(["FL"], ["Free Lunch Diffusion"]) == 0.0
+    # One keyword counts once: two spellings of LLM against one reference are one hit of two.
+    assert set_f1(["LLM", "Large Language Models"], ["LLMs"]) == pytest.approx(2 / 3)
+
+
 def test_chrf_known_values():
     assert chrf("本文提出了方法", "本文提出了方法") == pytest.approx(100)
     assert chrf("完全不同", "毫无关系") == 0

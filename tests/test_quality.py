@@ -147,3 +147,55 @@ def test_a_sentence_the_grammar_stopped_at_its_cap_ends_at_its_last_clause_inste
     assert end_at_clause(first + no_clause, shape) == first  # the earlier sentences stand alone
     assert end_at_clause(no_clause, shape) == no_clause  # nothing to stand on: kept, and flagged
     assert repair(review(highlights=text), PAPER).highlights == repaired
+
+
+@pytest.mark.parametrize("title, name", [
+    ("Boolformer: Symbolic Regression of Logic Functions with Transformers", "Boolformer"),
+    ("BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model", "BTLM-3B-8K"),
+    ("Baichuan 2: Open Large-scale Language Models", "Baichuan 2"),
+    ("LLM-Grounder: Open-Vocabulary 3D Visual Grounding with Large Language Model as an Agent", "LLM-Grounder"),
+    ("Multimodal Foundation Models: From Specialists to General-Purpose Assistants", None),  # a phrase
+    ("The Languini Kitchen: Enabling Language Modelling Research at Different Scales of Compute", None),
+    ("Language Modeling Is Compression", None),
+])
+def test_a_title_names_its_method_only_when_the_prefix_looks_like_a_name(title, name):
+    from localdigest.review.checks import paper_name
+
+    assert paper_name(title) == name
+
+
+def test_the_papers_name_becomes_the_first_keyword_when_the_model_left_it_out():
+    from localdigest.review.checks import repair
+    from localdigest.review.schema import Keyword
+
+    paper = "Boolformer: Symbolic Regression of Logic Functions with Transformers\nWe introduce Boolformer."
+    terms = [("Transformer", "Transformer"), ("Symbolic Regression", "符号回归"), ("Logic Functions", "逻辑函数"),
+             ("End-to-End", "端到端"), ("Binary Classification", "二分类")]
+    as_written = review(keywords=[{"en": en, "zh": zh} for en, zh in terms])
+    repaired = repair(as_written, paper).keywords
+    assert repaired == (Keyword("Boolformer", "Boolformer"), *as_written.keywords[:4])
+    assert not [p for p in problems(repair(as_written, paper), [], paper) if "keyword" in p.text]
+    # Already there (in any keyword, either language, or as the name's main part): unchanged.
+    for en, zh in [("Boolformer model", "Boolformer 模型"), ("Logic", "Boolformer"), ("Boolform", "布尔")]:
+        named = review(keywords=[{"en": en, "zh": zh}, *({"en": e, "zh": z} for e, z in terms[1:])])
+        assert repair(named, paper).keywords == named.keywords, en
+    slim = "SlimPajama-DC: Understanding Data Combinations for LLM Training\nWe study data combinations."
+    named = review(keywords=[{"en": "SlimPajama", "zh": "SlimPajama"}, *({"en": e, "zh": z} for e, z in terms[1:])])
+    assert repair(named, slim).keywords == named.keywords
+    grounder = "LLM-Grounder: Open-Vocabulary 3D Visual Grounding\nWe propose LLM-Grounder."
+    short = review(keywords=[{"en": "LLM", "zh": "大型语言模型"}, *({"en": e, "zh": z} for e, z in terms[1:])])
+    assert repair(short, grounder).keywords[0] == Keyword("LLM-Grounder", "LLM-Grounder")  # "LLM" is not the name
+
+
+def test_numbers_are_written_back_in_keywords_too():
+    from localdigest.review.checks import repair
+
+    paper = "BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model\nTrained on 627B tokens."
+    as_written = review(keywords=[{"en": "BTLM-3B-8K", "zh": "BTLM-3B-8K"}, {"en": "7B Parameter Model", "zh": "7 亿参数模型"},
+                                  *({"en": f"Term {i}", "zh": f"术语{i}"} for i in range(3))])
+    assert repair(as_written, paper).keywords[1].zh == "7B参数模型"
+    # Baichuan 2's abstract says "7 billion and 13 billion parameters"; the model wrote 7 亿 and 13 亿.
+    baichuan = "Baichuan 2: Open Large-scale Language Models\nModels containing 7 billion and 13 billion parameters."
+    as_written = review(keywords=[{"en": "Baichuan 2", "zh": "Baichuan 2"}, {"en": "7B and 13B", "zh": "7 亿和 13 亿参数"},
+                                  *({"en": f"Term {i}", "zh": f"术语{i}"} for i in range(3))])
+    assert repair(as_written, baichuan).keywords[1].zh == "7B和 13B参数"

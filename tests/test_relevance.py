@@ -111,7 +111,7 @@ def test_the_profile_is_evaluated_once_for_the_whole_list(tiny_gguf):
 def test_ranking_benchmark_script_runs(tiny_registry, tmp_path):
     out = tmp_path / "relevance.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "relevance.py"), "--model", "tiny",
-                             "--out", str(out), "--review-seconds", "30"], capture_output=True, text=True, timeout=600)
+                             "--out", str(out), "--review-papers", "1"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text(encoding="utf-8"))
     assert set(report["profiles"]) == {"speech", "robotics", "efficient-llm"}

@@ -23,16 +23,55 @@ def normalise_keyword(text: str) -> str:
 
 
 def set_f1(predicted: list[str], reference: list[str]) -> float:
-    """F1 between two sets of keywords after normalisation (1.0 when both are empty)."""
-    pred = {normalise_keyword(k) for k in predicted} - {""}
-    ref = {normalise_keyword(k) for k in reference} - {""}
+    """F1 between two sets of keywords after normalisation (1.0 when both are empty), each keyword
+    matching at most one on the other side (same_keyword)."""
+    pred = _distinct(predicted)
+    ref = _distinct(reference)
     if not pred and not ref:
         return 1.0
-    hits = len(pred & ref)
+    unmatched = list(ref)
+    hits = 0
+    for keyword in pred:
+        if match := next((other for other in unmatched if same_keyword(keyword, other)), None):
+            unmatched.remove(match)
+            hits += 1
     if hits == 0:
         return 0.0
     precision, recall = hits / len(pred), hits / len(ref)
     return 2 * precision * recall / (precision + recall)
+
+
+def same_keyword(a: str, b: str) -> bool:
+    """Whether a reader would take two keywords for the same: equal once normalised, either part of
+    "Long Name (ABBR)", or an abbreviation and the initials of a phrase of two or more words
+    ("LLMs" = "Large Language Models", "WER" = "Word Error Rate"; keyphrase evaluation matches
+    abbreviations likewise). Two phrases never match by their initials alone."""
+    forms_a, forms_b = _forms(a), _forms(b)
+    return bool(forms_a & forms_b) or bool(_initials(forms_a) & _single(forms_b)) \
+        or bool(_initials(forms_b) & _single(forms_a))
+
+
+def _distinct(keywords: list[str]) -> list[str]:
+    seen = {}
+    for keyword in keywords:
+        seen.setdefault(normalise_keyword(keyword), keyword)
+    return [keyword for normal, keyword in seen.items() if normal]
+
+
+def _forms(keyword: str) -> set[str]:
+    forms = {normalise_keyword(keyword)}
+    if parts := re.fullmatch(r"(.+?)\s*[(（](.+?)[)）]\s*", keyword):
+        forms |= {normalise_keyword(parts[1]), normalise_keyword(parts[2])}
+    return forms - {""}
+
+
+def _initials(forms: set[str]) -> set[str]:
+    return {"".join(word[0] for word in form.split()) for form in forms
+            if len(form.split()) >= 2 and all(word.isascii() and word.isalpha() for word in form.split())}
+
+
+def _single(forms: set[str]) -> set[str]:
+    return {form for form in forms if " " not in form}
 
 
 def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
