@@ -157,11 +157,13 @@ def test_a_sentence_the_grammar_stopped_at_its_cap_ends_at_its_last_clause_inste
     ("Multimodal Foundation Models: From Specialists to General-Purpose Assistants", None),  # a phrase
     ("The Languini Kitchen: Enabling Language Modelling Research at Different Scales of Compute", None),
     ("Language Modeling Is Compression", None),
+    ("Position: Open Models Need Open Data", None),  # the abstract says "this position paper"
 ])
 def test_a_title_names_its_method_only_when_the_prefix_looks_like_a_name(title, name):
     from localdigest.review.checks import paper_name
 
-    assert paper_name(title) == name
+    abstract = f"We present {title.partition(':')[0]}, and in this position paper we argue for it."
+    assert paper_name(title, abstract.replace("Position", "position")) == name
 
 
 def test_the_papers_name_becomes_the_first_keyword_when_the_model_left_it_out():
@@ -179,7 +181,7 @@ def test_the_papers_name_becomes_the_first_keyword_when_the_model_left_it_out():
     for en, zh in [("Boolformer model", "Boolformer 模型"), ("Logic", "Boolformer"), ("Boolform", "布尔")]:
         named = review(keywords=[{"en": en, "zh": zh}, *({"en": e, "zh": z} for e, z in terms[1:])])
         assert repair(named, paper).keywords == named.keywords, en
-    slim = "SlimPajama-DC: Understanding Data Combinations for LLM Training\nWe study data combinations."
+    slim = "SlimPajama-DC: Understanding Data Combinations for LLM Training\nSlimPajama-DC studies data combinations."
     named = review(keywords=[{"en": "SlimPajama", "zh": "SlimPajama"}, *({"en": e, "zh": z} for e, z in terms[1:])])
     assert repair(named, slim).keywords == named.keywords
     grounder = "LLM-Grounder: Open-Vocabulary 3D Visual Grounding\nWe propose LLM-Grounder."

@@ -147,27 +147,29 @@ def repair(review: Review, paper_text: str) -> Review:
     (generated, cached, a server's): numbers back in the paper's spelling, sentences the grammar
     had to stop at their cap ended at their last clause instead of mid-word, and the paper's own
     name among its keywords (`paper_text` starts with the title line)."""
-    title = paper_text.split("\n", 1)[0]
-    return name_first(_each_prose(fix_numbers(review, paper_text), end_at_clause), title)
+    title, _, abstract = paper_text.partition("\n")
+    return name_first(_each_prose(fix_numbers(review, paper_text), end_at_clause), title, abstract)
 
 
 # A title's "Name: what it does" prefix is the paper's name when it looks like one: a single word
 # (FreeU, Boolformer) or at most four with a digit, an inner capital or a hyphen (Baichuan 2,
-# BTLM-3B-8K, LLM-Grounder), not a phrase ("Multimodal Foundation Models", "The Languini Kitchen").
+# BTLM-3B-8K, LLM-Grounder), not a phrase ("Multimodal Foundation Models", "The Languini Kitchen"),
+# and the abstract uses it as written (all 16 named papers of 2023-09-20..22 do; "Position: …" and
+# "Survey: …" papers say "this position paper").
 TITLE_NAME = re.compile(r"^\s*([^:：]{2,40}?)\s*[:：]\s")
 NAME_LIKE = re.compile(r"\d|[a-z][A-Z]|[A-Z]{2}|-")
 
 
-def paper_name(title: str) -> str | None:
+def paper_name(title: str, abstract: str) -> str | None:
     match = TITLE_NAME.match(title)
-    if not match:
+    if not match or match.group(1) not in abstract:
         return None
     name = match.group(1)
     words = name.split()
     return name if len(words) == 1 or (len(words) <= 4 and NAME_LIKE.search(name)) else None
 
 
-def name_first(review: Review, title: str) -> Review:
+def name_first(review: Review, title: str, abstract: str) -> Review:
     """The review with the paper's name (paper_name) as its first keyword when no keyword has it;
     the last keyword makes room.
 
@@ -175,7 +177,7 @@ def name_first(review: Review, title: str) -> Review:
     2023-09-20..22); Qwen2.5-Coder 1.5B left it out for about a third of them (Boolformer, FoleyGen,
     Q-Transformer, LMSYS-Chat-1M, …) and wrote field terms instead. A reader scanning the keywords,
     or searching the digest for the name, needs it."""
-    name = paper_name(title)
+    name = paper_name(title, abstract)
     if name is None:
         return review
     wanted = _squash(name)
