@@ -12,7 +12,7 @@ paper of grade 1 or 2 counts) and NDCG@10 (gains 2^grade - 1):
   model+boost  localdigest's relevance with the profile's keywords as `boost` words
 and the model's cost per paper against the cost of a review, measured in the same run on the same
 model: the first --review-papers papers of 2023-09-22 reviewed from scratch with the default
-prompt at the default batch size, as `localdigest run` would (wall seconds per paper). Writes
+prompt at the model's default batch size, as `localdigest run` would (wall seconds per paper). Writes
 benchmarks/results/relevance.json.
 """
 
@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from localdigest.bench.runner import timed_reviews  # noqa: E402
-from localdigest.cli.common import DEFAULT_BATCH_SIZE  # noqa: E402
 from localdigest.llm.choose import open_model  # noqa: E402
 from localdigest.llm.registry import load_registry  # noqa: E402
 from localdigest.review.prompts import load_prompt  # noqa: E402
@@ -56,7 +55,7 @@ def main() -> None:
     by_day = [load_feeds([str(DATA / "papers" / f"{day}.json")]).papers for day in DAYS]
     papers = [p for day in by_day for p in day]
     hf_rank = {p.arxiv_id: (rank, d) for d, day in enumerate(by_day) for rank, p in enumerate(day)}
-    model = open_model(load_registry().get(args.model), batch_size=DEFAULT_BATCH_SIZE)
+    model = open_model(load_registry().get(args.model))  # the entry's batch size, as `localdigest run`
     model.option_logprobs([{"role": "user", "content": "Hi"}], ("Yes", "No"))  # load outside the timing
 
     report = {"model": model.describe(), "papers": len(papers), "profiles": {}}

@@ -5,7 +5,7 @@ The library in one call (what `localdigest run`, `localdigest bench` and the tes
     from localdigest import load_feeds, load_prompt, load_registry, open_model, make_digest, ReviewCache
 
     papers = load_feeds(["digest.json"]).papers
-    model = open_model(load_registry().get("qwen2.5-coder-1.5b"), batch_size=4)
+    model = open_model(load_registry().get("qwen2.5-coder-1.5b"))
     digest = make_digest(papers, model=model, prompt=load_prompt("default"), cache=ReviewCache(path))
 
 Names are imported on first use, so `import localdigest` stays cheap.

@@ -22,6 +22,8 @@ def test_shipped_registry_has_an_embedded_default():
     assert spec.size_bytes == 1_117_320_768 and spec.sha256.startswith("cc324af0")
     assert registry.get("qwen2.5-coder-0.5b").source["chunk_count"] == 6
     assert "tiny" in registry.get("gemma-3-270m").tags
+    # Measured: one paper at a time is faster on the 1.5B (2 cores); batches stay for the tiny models.
+    assert spec.batch_size == 1 and registry.get("gemma-3-270m").batch_size == 4
 
 
 def chunk_packages(root: Path, source: Path, prefix: str, parts: int) -> str:
@@ -197,8 +199,20 @@ def test_fingerprint_follows_content(tmp_path, tiny_gguf):
 @pytest.mark.parametrize("setting, problem", [
     ("temperature = nan", "'temperature' must be a non-negative number"), ("top_p = 50", "top_p = 50 is out of range"),
     ("n_ctx = 0", "too small"), ("max_tokens = 0", "max_tokens = 0 is out of range"), ("attempts = 9", "1 to 5"),
+    ("batch_size = 0", "'batch_size' must be 1 to 64"),
 ])
 def test_nonsense_generation_settings_are_errors_naming_the_entry(tmp_path, tiny_gguf, setting, problem):
     with pytest.raises(ModelError, match=problem) as caught:
         load_registry(write(tmp_path, f'[models.odd]\npath = "{tiny_gguf}"\n{setting}\n'))
     assert "[models.odd]" in caught.value.message
+
+
+def test_the_batch_size_is_the_entrys_unless_given_and_never_above_the_papers(tiny_registry):
+    from localdigest.cli.common import open_engine
+
+    with tiny_registry.open("a", encoding="utf-8") as models:
+        models.write("batch_size = 3\n")
+    options = dict(server=None, api_key=None, threads=None, ctx=None, gpu_layers=0, parallel=1)
+    assert open_engine("tiny", batch_size=None, papers=10, **options).batch_size == 3
+    assert open_engine("tiny", batch_size=2, papers=10, **options).batch_size == 2
+    assert open_engine("tiny", batch_size=None, papers=2, **options).batch_size == 2

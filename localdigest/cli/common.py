@@ -14,7 +14,6 @@ from localdigest.errors import LocaldigestError, spell_options
 stderr = Console(stderr=True)
 # Four papers per llama.cpp step: 2.0x the throughput of one at a time on a 2-core laptop
 # (benchmarks/perf.py), for one more context of n_ctx x 4 tokens.
-DEFAULT_BATCH_SIZE = 4
 
 
 def flag(name: str) -> str:
@@ -77,9 +76,9 @@ def engine_options(command):
         click.option("--gpu-layers", type=click.IntRange(min=-1), default=0, show_default=True,
                      help="Layers to offload to a GPU (-1 = all); needs a GPU build of llama-cpp-python."),
         click.option("--ctx", type=click.IntRange(min=256), help="Context size in tokens (default: the model's n_ctx)."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
-                     help="Papers the local model decodes together (more: faster in total, more memory; "
-                          "1: one at a time)."),
+        click.option("--batch-size", type=click.IntRange(min=1),
+                     help="Papers the local model decodes together (default: the model's batch_size in "
+                          "models.toml: 1 for qwen2.5-coder-1.5b, else 4; more: more memory)."),
         click.option("--server", metavar="URL", envvar="LOCALDIGEST_SERVER",
                      help="An OpenAI-compatible inference server (llama-server, vLLM, Ollama, llama_cpp.server) to "
                           "review with instead of the local model; --model then names the model it serves "
@@ -161,6 +160,7 @@ def open_engine(model, *, server, api_key, threads, ctx, gpu_layers, batch_size,
     from localdigest.llm.registry import load_registry
 
     spec = served_spec(load_registry(), server, model) if server else registry_entry(model)
+    batch_size = batch_size or spec.batch_size  # not given: the model entry's
     with AssemblyProgress(spec.name) as progress:
         return open_model(spec, api_key=api_key, threads=threads, n_ctx=ctx, gpu_layers=gpu_layers,
                           batch_size=min(batch_size, papers or batch_size), parallel=parallel, timeout=timeout,

@@ -16,9 +16,10 @@ def served_spec(registry: Registry, url: str, model: str | None) -> ModelSpec:
 
 
 def open_model(spec: ModelSpec, *, api_key: str | None = None, threads: int | None = None,
-               n_ctx: int | None = None, gpu_layers: int = 0, batch_size: int = 1, parallel: int = 1,
+               n_ctx: int | None = None, gpu_layers: int = 0, batch_size: int | None = None, parallel: int = 1,
                timeout: float | None = None, offline: bool = False, progress=None):
     """A LocalModel for GGUF entries, a ServerModel for `server` entries; neither loads anything yet.
+    batch_size: papers a local model decodes together (None: the entry's `batch_size`).
     offline: refuse a server that is not on this machine. timeout: a server's answer to one paper,
     retries included (None: the entry's `timeout`, else 600 s). progress(bytes done, bytes in all) reports
     a model being assembled from its chunk packages (the first run after installing them)."""
@@ -31,7 +32,7 @@ def open_model(spec: ModelSpec, *, api_key: str | None = None, threads: int | No
         from localdigest.llm.local import LocalModel
 
         return LocalModel(spec, spec.resolve(progress), threads=threads, n_ctx=n_ctx, gpu_layers=gpu_layers,
-                          batch_size=batch_size)
+                          batch_size=batch_size or spec.batch_size)
 
     from localdigest.llm.server import ServerModel, is_loopback, normalize_url
 

@@ -28,7 +28,8 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SERVER_KEYS = ("served_model", "api_key_env", "structured_output", "timeout", "retries")
 STRUCTURED_MODES = ("auto", "grammar", "json_schema", "json_object")
 STRING_KEYS = ("description", "chat_format", "quantization", "sha256", *SOURCE_KEYS, "file", *SERVER_KEYS[:3])
-ENTRY_KEYS = {*STRING_KEYS, *GENERATION_KEYS, *SERVER_KEYS, "n_ctx", "size_bytes", "tags", "chunk_count", "attempts"}
+ENTRY_KEYS = {*STRING_KEYS, *GENERATION_KEYS, *SERVER_KEYS, "n_ctx", "size_bytes", "tags", "chunk_count", "attempts",
+              "batch_size"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class ModelSpec:
     sha256: str | None = None
     tags: tuple[str, ...] = ()
     attempts: int = 3  # answers asked for per paper before a flawed one is flagged (review stage)
+    # Papers decoded together when --batch-size is not given. Four per step paid 2x on Gemma 270M
+    # (memory-bound); on Qwen2.5-Coder 1.5B one at a time is faster (2 cores, compute-bound: a batch
+    # waits for its longest answer) and needs less memory (benchmarks/vs_llama_cpp.py).
+    batch_size: int = 4
 
     @property
     def kind(self) -> str:
@@ -184,7 +189,7 @@ def parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
     if "hf_repo" in entry and "file" not in entry:
         raise ModelError(f"{where}: hf_repo needs 'file'", "name the .gguf file inside the repository")
     checks = {"n_ctx": int, "temperature": (int, float), "top_p": (int, float), "max_tokens": int, "size_bytes": int,
-              "attempts": int,
+              "attempts": int, "batch_size": int,
               "repeat_penalty": (int, float), "timeout": (int, float), "retries": int}
     for key, kind in checks.items():
         if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool)
@@ -192,6 +197,8 @@ def parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
             raise ModelError(f"{where}: '{key}' must be a non-negative number", f"fix '{key}'")
     if "timeout" in entry and entry["timeout"] < 1:
         raise ModelError(f"{where}: 'timeout' must be at least 1 second", "e.g. timeout = 600")
+    if "batch_size" in entry and entry["batch_size"] not in range(1, 65):
+        raise ModelError(f"{where}: 'batch_size' must be 1 to 64", "e.g. batch_size = 4 (1: one paper at a time)")
     if "attempts" in entry and entry["attempts"] not in range(1, 6):
         raise ModelError(f"{where}: 'attempts' must be 1 to 5", "e.g. attempts = 3 (1: never ask again)")
     if "n_ctx" in entry and entry["n_ctx"] < 256:
@@ -229,6 +236,7 @@ def parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
         sha256=entry.get("sha256"),
         tags=tuple(tags),
         attempts=entry.get("attempts", 3),
+        batch_size=entry.get("batch_size", 4),
     )
 
 
