@@ -126,6 +126,9 @@ class LocalModel:
                       on_token: Callable[[], None] | None = None) -> list[Completion]:
         """Up to batch_size answers decoded together (localdigest.llm.batch), all grammar-constrained."""
         llama = self._load()
+        if self._batch_decoder is not None and self._batch_decoder.size != self.batch_size:
+            self._batch_decoder.close()  # batch_size changed since (benchmarks compare sizes on one model)
+            self._batch_decoder = None
         if self._batch_decoder is None:
             from localdigest.llm.batch import BatchDecoder
 
