@@ -140,3 +140,20 @@ def test_llama_batched_bench_table_is_read():
     text = (Path(__file__).parent / "fixtures" / "llama_batched_bench.txt").read_text()
     assert module.parse_batched_bench(text) == {1: 9913.26, 2: 21220.16}
     assert module.parse_batched_bench("llama-batched-bench: error") == {}
+
+
+def test_llama_completion_and_speculative_summaries_are_read():
+    """benchmarks/draft_model.py reads both tools' own summaries (the fixtures are their real output
+    on Qwen2.5-Coder 1.5B, with the 0.5B as the draft)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "draft_model.py"
+    spec = importlib.util.spec_from_file_location("draft_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fixtures = Path(__file__).parent / "fixtures"
+    assert module.parse_completion((fixtures / "llama_completion.txt").read_text()) == 13.39  # not the prompt's 37.52
+    assert module.parse_speculative((fixtures / "llama_speculative_simple.txt").read_text()) == \
+        {"tok_s": 5.176, "tokens": 301, "accepted": pytest.approx(0.55645)}
+    with pytest.raises(ValueError, match="llama-completion"):
+        module.parse_completion("error: model not found")
