@@ -3,7 +3,7 @@ llama.cpp's raw generation rate (llama-batched-bench), built from the llama.cpp 
 llama-cpp-python vendors (benchmarks/build_llama_tools.sh, cached), on the same model and papers.
 
     python benchmarks/vs_llama_cpp.py                          # default model, the 8 papers of 2023-09-22
-    python benchmarks/vs_llama_cpp.py --parallel 1 4 --batch-size 4 --lookahead 0 4
+    python benchmarks/vs_llama_cpp.py --parallel 1 --batch-size 1 --lookahead 0 4
 
 Every digest is written from scratch (nothing cached) with the same prompt, grammar and sampling
 settings: (a) localdigest in-process, per --batch-size x --lookahead; (b) localdigest --server
@@ -82,7 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model name (default: the registry's default)")
     parser.add_argument("--papers", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, nargs="+", default=[4])
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[1, 4])  # 1: the default model's own
     parser.add_argument("--lookahead", type=int, nargs="+", default=[0])
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--threads", type=int, default=2)

@@ -12,8 +12,6 @@ from rich.markup import escape
 from localdigest.errors import LocaldigestError, spell_options
 
 stderr = Console(stderr=True)
-# Four papers per llama.cpp step: 2.0x the throughput of one at a time on a 2-core laptop
-# (benchmarks/perf.py), for one more context of n_ctx x 4 tokens.
 
 
 def flag(name: str) -> str:

@@ -173,8 +173,8 @@ def name_first(review: Review, title: str, abstract: str) -> Review:
     """The review with the paper's name (paper_name) as its first keyword when no keyword has it;
     the last keyword makes room.
 
-    The prompt asks for the name first (GPT-4's references have it for 14 of the 16 named papers of
-    2023-09-20..22); Qwen2.5-Coder 1.5B left it out for about a third of them (Boolformer, FoleyGen,
+    The prompt asks for the name first (GPT-4's references have it for 12 of the 16 named papers of
+    2023-09-20..22); Qwen2.5-Coder 1.5B left it out for 9 of them (Boolformer, FoleyGen,
     Q-Transformer, LMSYS-Chat-1M, …) and wrote field terms instead. A reader scanning the keywords,
     or searching the digest for the name, needs it."""
     name = paper_name(title, abstract)
