@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from localdigest.llm.choose import open_model  # noqa: E402
 from localdigest.llm.registry import load_registry  # noqa: E402
@@ -29,8 +29,7 @@ from localdigest.review.grammar import schema_to_gbnf  # noqa: E402
 from localdigest.review.prompts import load_prompt  # noqa: E402
 from localdigest.review.schema import REVIEW_SCHEMA  # noqa: E402
 from localdigest.sources.feeds import load_feeds  # noqa: E402
-
-FEED = ROOT / "benchmarks" / "data" / "papers" / "2023-09-22.json"
+from vs_llama_cpp import FEED, llama_tools  # noqa: E402  the same papers and tools as the llama-server comparison
 
 
 def parse_completion(log: str) -> float:
@@ -66,8 +65,7 @@ def main() -> None:
                                                    "(default: build them with benchmarks/build_llama_tools.sh)")
     args = parser.parse_args()
 
-    tools = args.tools or Path(subprocess.run([str(ROOT / "benchmarks" / "build_llama_tools.sh")], check=True,
-                                              capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    tools = llama_tools(args.tools)
     registry = load_registry()
     target = open_model(registry.get(args.model))
     draft_path = registry.get(args.draft).resolve()

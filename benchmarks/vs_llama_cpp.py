@@ -38,6 +38,15 @@ FEED = ROOT / "benchmarks" / "data" / "papers" / "2023-09-22.json"
 N_CTX = 4096  # per sequence, as localdigest's default entry
 
 
+def llama_tools(given: Path | None) -> Path:
+    """The folder holding llama.cpp's tools: `given`, else benchmarks/build_llama_tools.sh's cached build."""
+    if given:
+        return given
+    built = subprocess.run([str(ROOT / "benchmarks" / "build_llama_tools.sh")], check=True, capture_output=True,
+                           text=True)
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
 def llama_server(tools: Path, model: Path, parallel: int, threads: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen([str(tools / "llama-server"), "-m", str(model), "--host", "127.0.0.1", "--port",
@@ -90,8 +99,7 @@ def main() -> None:
                                                    "(default: build them with benchmarks/build_llama_tools.sh)")
     args = parser.parse_args()
 
-    tools = args.tools or Path(subprocess.run([str(ROOT / "benchmarks" / "build_llama_tools.sh")], check=True,
-                                              capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    tools = llama_tools(args.tools)
     spec = load_registry().get(args.model)
     path = spec.resolve()
     prompt = load_prompt()

@@ -39,8 +39,13 @@ class _Sequence:
         self.done = False
 
 
+def _finished(s: _Sequence) -> bool:
+    """The answer reached its token limit or wrote a stop string."""
+    return len(s.generated) >= s.max_tokens or any(stop in s.text for stop in s.stops)
+
+
 class BatchDecoder:
-    def __init__(self, llama, size: int, threads: int, lookahead: int = 0):
+    def __init__(self, llama, size: int, threads: int):
         import llama_cpp
 
         self._llama_cpp = llama_cpp
@@ -54,8 +59,8 @@ class BatchDecoder:
         self._vocab = llama._model.vocab
         self._n_vocab = llama.n_vocab()
         self._prefix: list[int] = []  # what sequence 0 holds from the last batch
-        # Prompt-lookup drafts of up to this many tokens per step (0: off), see _draft.
-        self.lookahead = lookahead
+        # Prompt-lookup drafts of up to this many tokens per step (0: off; LocalModel sets it per call), see _draft.
+        self.lookahead = 0
         self._pieces: dict[int, bytes] = {}
 
     def _context_for(self, cells: int) -> None:
@@ -148,7 +153,7 @@ class BatchDecoder:
                 piece = self._piece(token)
                 forced = self._fast_forward(s, piece, skeleton, on_token) if skeleton else []
                 new = [token, *forced]
-                if len(s.generated) >= s.max_tokens or any(stop in s.text for stop in s.stops):
+                if _finished(s):
                     s.done = True
                     continue
                 # One decode for the sampled token, the forced span and the drafts: logits after the
@@ -181,7 +186,7 @@ class BatchDecoder:
             if i < len(s.drafts) and token == s.drafts[i]:
                 s.accepted += 1
                 s.text += self._piece(token)
-                if len(s.generated) >= s.max_tokens or any(stop in s.text for stop in s.stops):
+                if _finished(s):
                     return None
                 continue
             if i < len(s.drafts):
