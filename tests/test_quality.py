@@ -35,7 +35,7 @@ def test_a_reasonable_review_has_no_problems():
 
 def test_a_sentence_from_the_worked_example_is_caught_in_any_field():
     """As seen on Qwen-1.5B: the example's reason pasted into an unrelated paper."""
-    example_reason = "做语音识别的研究者和需要转写工具的开发者都应该读。"
+    example_reason = "推荐给做语音识别的研究者和要给音频配字幕的开发者。"
     scores = {**valid_dict()["scores"], "recommendation": {"score": 4, "reason": example_reason}}
     (found,) = [p for p in problems(review(scores=scores), default_examples(), PAPER) if "worked example" in p.text]
     assert found.severe and "照抄" in found.feedback
@@ -201,3 +201,18 @@ def test_numbers_are_written_back_in_keywords_too():
     as_written = review(keywords=[{"en": "Baichuan 2", "zh": "Baichuan 2"}, {"en": "7B and 13B", "zh": "7 亿和 13 亿参数"},
                                   *({"en": f"Term {i}", "zh": f"术语{i}"} for i in range(3))])
     assert repair(as_written, baichuan).keywords[1].zh == "7B和 13B参数"
+
+
+def test_a_claim_to_be_the_first_stays_only_where_the_paper_makes_it():
+    from localdigest.review.checks import repair
+
+    # As Qwen 1.5B wrote it for Q-Transformer, whose abstract never says "first".
+    claimed = review(highlights="Q-Transformer 是第一个利用 Transformer 做离线强化学习的方法，首次在真实机器人上验证。",
+                     scores={**valid_dict()["scores"],
+                             "innovation": {"score": 5, "reason": "与已有工作相比，它是首个可扩展的离线方法，不分第一阶段。"}})
+    fixed = repair(claimed, PAPER)
+    assert fixed.highlights == "Q-Transformer 是一个利用 Transformer 做离线强化学习的方法，在真实机器人上验证。"
+    assert fixed.innovation.reason == "与已有工作相比，它是一个可扩展的离线方法，不分第一阶段。"
+    assert fixed.main_work == claimed.main_work and fixed.innovation.score == 5
+    says_so = PAPER + " LongLoRA is the first method to extend LLaMA2 70B to 32k."
+    assert repair(claimed, says_so).highlights == claimed.highlights
