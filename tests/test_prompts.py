@@ -62,3 +62,18 @@ def test_unknown_prompt_name_lists_the_available_ones():
     with pytest.raises(PromptError) as caught:
         load_prompt("nonexistent")
     assert "default" in caught.value.fix
+
+
+def test_the_default_examples_open_their_reasons_as_the_instructions_say():
+    """A small model copies the examples' shape over the instructions': an example reason that
+    opened differently would teach the model to ignore the openings (README, Prompts)."""
+    import json
+    import re
+
+    prompt = load_prompt("default")
+    openings = dict(zip(("practicality", "innovation", "recommendation"),
+                        re.findall(r"reason 以“([^”]+)”开头", prompt.system)))
+    assert len(openings) == 3
+    for _user, answer in prompt.examples:
+        for name, score in json.loads(answer)["scores"].items():
+            assert score["reason"].startswith(openings[name]), (name, score["reason"])
