@@ -119,12 +119,16 @@ def test_batched_answers_failing_validation_are_retried_with_another_seed(tiny_g
     assert seeds == [42, 43, 44] and broken.stats.failed == 2 and len(broken.cache) == 0
 
 
+# A 主要工作 that says what the paper found, as the checks want (MIN_MAIN_WORK), besides the flaw a test is about
+LONG_ENOUGH = "它把 LLaMA2 7B 的上下文从 4k 扩展到 100k，只在单台 8 卡 A100 机器上训练，推理时仍用原来的全注意力，困惑度与全量微调相当。"
+
+
 def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_a_flag(tiny_gguf, tmp_path):
     import json
 
     from localdigest.output.render import DigestInfo, render_markdown
 
-    flawed = {"main_work": "我们提出一种新的方法，用于长上下文微调。", "highlights": "只需两行代码。",
+    flawed = {"main_work": "我们提出一种新的方法，用于长上下文微调。" + LONG_ENOUGH, "highlights": "只需两行代码。",
               "keywords": [{"en": f"Keyword {i}", "zh": f"关键词{i}"} for i in range(5)],
               "scores": {k: {"reason": r, "score": 3} for k, r in
                          zip(("practicality", "innovation", "recommendation"), ("好用。", "新颖。", "值得读。"))}}
@@ -142,6 +146,11 @@ def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_
     assert asked[1][:-1] == asked[0][:-1] and asked[1][-1]["content"].startswith(asked[0][-1]["content"])
     assert "第一人称" in asked[1][-1]["content"].removeprefix(asked[0][-1]["content"])
     assert result.review is not None and result.flags == ("main_work is in the first person",)
+    # What the review cost counts all three answers, not just the one kept
+    assert result.cost["attempts"] == 3 and result.cost["kept_attempt"] == 1
+    # (the same text each time, in slightly different tokens: the random model picks the split)
+    assert result.cost["all_completion_tokens"] > 2.5 * result.cost["completion_tokens"]
+    assert result.cost["all_seconds"] > result.cost["seconds"]
     assert "> ⚠️ 自动检查提示：main\\_work is in the first person" in render_markdown(DigestInfo("2023-09-22", "m", "p"),
                                                                               [result])
     again = reviewer(tiny_gguf, tmp_path / "cache").review(paper)  # cached, and flagged again on the way out
@@ -151,7 +160,7 @@ def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_
 def test_a_flaw_a_new_answer_does_not_fix_is_flagged_without_asking_again(tiny_gguf, tmp_path):
     import json
 
-    answer = {"main_work": "本文提出一种用于长上下文微调的新方法，并在多个模型上验证。", "highlights": "只需两行代码。",
+    answer = {"main_work": "本文提出一种用于长上下文微调的新方法，并在多个模型上验证。" + LONG_ENOUGH, "highlights": "只需两行代码。",
               "keywords": [{"en": f"Keyword {i}", "zh": f"关键词{i}"} for i in range(5)],
               "scores": {k: {"reason": "理由相同。", "score": 3} for k in ("practicality", "innovation", "recommendation")}}
     same_reasons = reviewer(tiny_gguf, tmp_path / "cache")

@@ -11,7 +11,10 @@ PAPER = ("LongLoRA: Efficient Fine-tuning of Long-Context Large Language Models\
          "We present LongLoRA, an efficient fine-tuning approach that extends the context sizes of pre-trained "
          "large language models (LLMs), with limited computation cost. LongLoRA extends LLaMA2 7B from 4k "
          "context to 100k, or LLaMA2 70B to 32k on a single 8x A100 machine.")
-GOOD = "本文提出 LongLoRA，一种在有限计算成本下扩展大模型上下文长度的高效微调方法，并把 LLaMA2 7B 的上下文扩展到 100k。"
+GOOD = ("本文提出 LongLoRA，一种在有限计算成本下扩展大模型上下文长度的高效微调方法。"
+        "它在单台 8 卡 A100 机器上把 LLaMA2 7B 的上下文从 4k 扩展到 100k，把 LLaMA2 70B 扩展到 32k。")
+# What the checks ask of every 主要工作 beside the sentence a test is about: a result (MIN_MAIN_WORK)
+MORE = "在单台 8 卡 A100 机器上，LLaMA2 7B 的上下文从 4k 扩展到 100k，LLaMA2 70B 扩展到 32k。"
 
 
 def review(**changes) -> Review:
@@ -68,6 +71,7 @@ def test_text_the_paper_itself_shares_with_an_example_is_not_a_copy():
     ({"scores": {**valid_dict()["scores"], "practicality": {"score": 4, "reason": GOOD}}},
      "the practicality reason repeats 主要工作/亮点"),
     ({"main_work": "本文把 LLaMA2 7 亿参数模型的上下文扩展到 100k。"}, "writes 7B as 7 亿 (7B is 70 亿)"),
+    ({"main_work": "本文提出 LongLoRA，一种扩展大模型上下文长度的高效微调方法。"}, "main_work is too short (34 characters)"),
     ({"keywords": [{"en": "LoRA", "zh": "低秩适配"}, {"en": "lora", "zh": "LoRA"}] + valid_dict()["keywords"][2:]},
      "duplicate keywords"),
     ({"scores": {k: {"score": 4, "reason": "很有用。"} for k in ("practicality", "innovation", "recommendation")}},
@@ -80,7 +84,8 @@ def test_problems_a_reader_would_see_are_named_and_mild(changes, expected):
     assert found and not found[0].severe and found[0].feedback
     # Only what a new answer has been seen to fix is asked again; the rest is a flag for the reader.
     assert found[0].ask_again == (expected in ("main_work is in the first person", "not written in Chinese: highlights",
-                                               "main_work says one sentence twice", "writes 7B as 7 亿 (7B is 70 亿)"))
+                                               "main_work says one sentence twice", "writes 7B as 7 亿 (7B is 70 亿)",
+                                               "main_work is too short (34 characters)"))
 
 
 @pytest.mark.parametrize("main_work", [
@@ -89,7 +94,7 @@ def test_problems_a_reader_would_see_are_named_and_mild(changes, expected):
     "本文的方法只需两行代码。本文的方法只需两行代码就能接入。",  # similar sentences, not the same one
 ])
 def test_right_numbers_and_distinct_sentences_are_not_problems(main_work):
-    assert problems(review(main_work=main_work), default_examples(), PAPER) == []
+    assert problems(review(main_work=main_work + MORE), default_examples(), PAPER) == []
 
 
 @pytest.mark.parametrize("changes, expected", [
@@ -104,7 +109,7 @@ def test_answers_that_say_nothing_are_severe(changes, expected):
 
 
 def test_first_person_check_leaves_self_words_alone():
-    assert problems(review(main_work="本文研究大模型的自我纠错能力，发现自我反思在我国的中文数据上同样有效。"), [], PAPER) == []
+    assert problems(review(main_work="本文研究大模型的自我纠错能力，发现自我反思在我国的中文数据上同样有效。" + MORE), [], PAPER) == []
 
 
 def test_loop_detection_leaves_ordinary_text_alone():
@@ -216,3 +221,19 @@ def test_a_claim_to_be_the_first_stays_only_where_the_paper_makes_it():
     assert fixed.main_work == claimed.main_work and fixed.innovation.score == 5
     says_so = PAPER + " LongLoRA is the first method to extend LLaMA2 70B to 32k."
     assert repair(claimed, says_so).highlights == claimed.highlights
+    # "first" as an adverb (RMT's abstract) is not a claim to be first
+    assert repair(claimed, PAPER + " Transformer first appears in NLP.").highlights == fixed.highlights
+
+
+def test_a_chinese_keyword_left_half_in_english_is_shown_in_english():
+    from localdigest.review.checks import repair
+
+    # As Qwen 1.5B wrote them (Chain-of-Verification, 360° Reconstruction, RMT, …)
+    written = [("Chain-of-Verification", "链-of-_verification"), ("Space Carved Outpainting", "空间 carving 演变"),
+               ("Global Modeling", "全局 modeling"), ("Bilingual Seq2seq Model", "双语 seq2seq 模型"),
+               ("gzip Compression", "gzip 压缩")]
+    paper = "Chain-of-Verification Reduces Hallucination in Large Language Models\nWe develop the method."
+    fixed = repair(review(keywords=[{"en": e, "zh": z} for e, z in written]), paper).keywords
+    assert [k.zh for k in fixed] == ["Chain-of-Verification", "Space Carved Outpainting", "Global Modeling",
+                                     "双语 seq2seq 模型", "gzip 压缩"]  # a name, and a word the English has as written
+    assert [k.en for k in fixed] == [e for e, _z in written]

@@ -46,9 +46,10 @@ COLUMNS = {
     "evaluated_prompt_tokens": "prompt tokens evaluated (after prefix reuse)",
     "completion_tokens": "generated tokens per paper",
     "sampled_tokens": "of them sampled (the rest forced by the schema, no decoding step)",
+    "all_completion_tokens": "generated tokens per paper, answers asked again included",
     "prompt_eval_tok_s": "prompt evaluation tokens/s",
     "generation_tok_s": "generation tokens/s",
-    "seconds_per_paper": "wall seconds per paper (generation)",
+    "seconds_per_paper": "wall seconds per paper (generation, answers asked again included)",
 }
 
 
@@ -124,7 +125,10 @@ def _score(results, prompt: PromptTemplate, references: dict[str, ReferenceRevie
             if prompt_seconds else 0.0
         values["generation_tok_s"] = sum(c["completion_tokens"] for c in costs) / generation_seconds \
             if generation_seconds else 0.0
-        values["seconds_per_paper"] = statistics.mean(c["seconds"] for c in costs)
+        # Entries cached before all_* existed count their kept answer only.
+        values["all_completion_tokens"] = statistics.mean(c.get("all_completion_tokens", c["completion_tokens"])
+                                                          for c in costs)
+        values["seconds_per_paper"] = statistics.mean(c.get("all_seconds", c["seconds"]) for c in costs)
     return values
 
 

@@ -136,6 +136,7 @@ class Reviewer:
         best: dict[int, tuple[Review, list[quality.Problem], object, int]] = {}
         errors: dict[int, str] = {}
         results: dict[int, PaperResult] = {}
+        spent = {i: [0, 0.0, 0] for i in range(len(papers))}  # every answer's tokens and seconds, and how many
         pending = list(range(len(papers)))
         for attempt in range(self.attempts):
             if not pending:
@@ -146,6 +147,9 @@ class Reviewer:
                     errors[i] = completion.one_line()
                     continue
                 self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
+                spent[i][0] += completion.completion_tokens
+                spent[i][1] += completion.seconds
+                spent[i][2] += 1
                 try:
                     review = quality.repair(Review.from_json(completion.text), _paper_text(papers[i]))
                 except ReviewInvalid as exc:
@@ -155,7 +159,7 @@ class Reviewer:
                     continue
                 found = self.check(papers[i], review)
                 if not any(problem.ask_again for problem in found):  # flagged for the reader, not asked again
-                    results[i] = self._accept(papers[i], review, completion, attempt, fitted[i][1],
+                    results[i] = self._accept(papers[i], review, completion, fitted[i][1], spent[i],
                                               flags=tuple(problem.text for problem in found))
                     continue
                 if i not in best or _badness(found) < _badness(best[i][1]):
@@ -168,8 +172,8 @@ class Reviewer:
                 continue
             if i in best and not any(problem.severe for problem in best[i][1]):
                 review, found, completion, attempt = best[i]
-                results[i] = self._accept(papers[i], review, completion, attempt, fitted[i][1],
-                                          flags=tuple(problem.text for problem in found))
+                results[i] = self._accept(papers[i], review, completion, fitted[i][1], spent[i],
+                                          flags=tuple(problem.text for problem in found), kept=attempt)
                 continue
             self._count(failed=1)
             error = errors.get(i) if i not in best else \
@@ -199,11 +203,17 @@ class Reviewer:
         for word; a question that carries its own warnings keeps it on the paper."""
         return with_warnings(messages, "为这篇论文写的速览", [p.feedback for p in found])
 
-    def _accept(self, paper: Paper, review: Review, completion, attempt: int, trimmed: str | None,
-                flags: tuple[str, ...] = ()) -> PaperResult:
+    def _accept(self, paper: Paper, review: Review, completion, trimmed: str | None, spent: list,
+                flags: tuple[str, ...] = (), kept: int | None = None) -> PaperResult:
+        """The kept answer's figures, and what all the answers asked for cost together (all_*): a
+        review asked again took two or three times the kept answer's seconds. `kept`: the kept
+        answer's attempt (from 0) when it was not the last."""
         cost = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
                 "forced_tokens": completion.forced_tokens, "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
-                "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds, "attempts": attempt + 1}
+                "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds, "attempts": spent[2],
+                "all_completion_tokens": spent[0], "all_seconds": spent[1]}
+        if kept is not None and kept + 1 != spent[2]:
+            cost["kept_attempt"] = kept + 1
         cache_problem = None
         if self.cache is not None:
             cache_problem = self.cache.put(self.key(paper), review, cost, model=self.model.spec.name,
