@@ -153,9 +153,9 @@ MIN_KEPT = 20  # characters: a shorter remainder says too little, the cut senten
 def repair(review: Review, paper_text: str) -> Review:
     """What can be put right without asking again, applied to every review whatever its source
     (generated, cached, a server's): numbers back in the paper's spelling, sentences the grammar
-    had to stop at their cap ended at their last clause instead of mid-word, no claim to be the
-    first that the paper does not make, and the paper's own name among its keywords (`paper_text`
-    starts with the title line), and a Chinese keyword left half in English in English instead."""
+    had to stop at their cap ended at their last clause instead of mid-word, a Chinese keyword left
+    half in English shown in English, no claim to be the first that the paper does not make, and
+    the paper's own name among its keywords (`paper_text` starts with the title line)."""
     title, _, abstract = paper_text.partition("\n")
     fixed = _each_prose(fix_numbers(review, paper_text), end_at_clause)
     return name_first(no_unsaid_first(untranslated_keywords(fixed), paper_text), title, abstract)

@@ -6,6 +6,7 @@ papers through it, so the bench measures exactly what a user runs.
 
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -136,7 +137,7 @@ class Reviewer:
         best: dict[int, tuple[Review, list[quality.Problem], object, int]] = {}
         errors: dict[int, str] = {}
         results: dict[int, PaperResult] = {}
-        spent = {i: [0, 0.0, 0] for i in range(len(papers))}  # every answer's tokens and seconds, and how many
+        spent = {i: Counter() for i in range(len(papers))}  # all answers: tokens, seconds, how many (cost keys)
         pending = list(range(len(papers)))
         for attempt in range(self.attempts):
             if not pending:
@@ -147,9 +148,8 @@ class Reviewer:
                     errors[i] = completion.one_line()
                     continue
                 self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
-                spent[i][0] += completion.completion_tokens
-                spent[i][1] += completion.seconds
-                spent[i][2] += 1
+                spent[i].update(all_completion_tokens=completion.completion_tokens, all_seconds=completion.seconds,
+                                attempts=1)
                 try:
                     review = quality.repair(Review.from_json(completion.text), _paper_text(papers[i]))
                 except ReviewInvalid as exc:
@@ -203,16 +203,15 @@ class Reviewer:
         for word; a question that carries its own warnings keeps it on the paper."""
         return with_warnings(messages, "为这篇论文写的速览", [p.feedback for p in found])
 
-    def _accept(self, paper: Paper, review: Review, completion, trimmed: str | None, spent: list,
+    def _accept(self, paper: Paper, review: Review, completion, trimmed: str | None, spent: Counter,
                 flags: tuple[str, ...] = (), kept: int | None = None) -> PaperResult:
         """The kept answer's figures, and what all the answers asked for cost together (all_*): a
         review asked again took two or three times the kept answer's seconds. `kept`: the kept
         answer's attempt (from 0) when it was not the last."""
         cost = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
                 "forced_tokens": completion.forced_tokens, "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
-                "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds, "attempts": spent[2],
-                "all_completion_tokens": spent[0], "all_seconds": spent[1]}
-        if kept is not None and kept + 1 != spent[2]:
+                "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds, **spent}
+        if kept is not None and kept + 1 != spent["attempts"]:
             cost["kept_attempt"] = kept + 1
         cache_problem = None
         if self.cache is not None:
