@@ -134,6 +134,11 @@ def test_billions_written_as_yi_are_written_back_as_the_paper_spells_them():
     fixed = fix_numbers(review(main_work="本文发布包含 1000 万条对话的数据集，来自 21 万个 IP。"), chat)
     assert fixed.main_work == "本文发布包含 1M条对话的数据集，来自 21 万个 IP。"
     assert fix_numbers(review(main_work="本文发布包含 100 万条对话的数据集。"), chat).main_work == "本文发布包含 100 万条对话的数据集。"
+    # The same mistakes in Chinese numerals (a later run wrote "一千万真实世界对话"); 一百万 is right, 二十七亿 is 27 亿
+    in_words = review(main_work="本文发布包含一千万真实世界对话的数据集，而非一百万条。")
+    assert fix_numbers(in_words, chat).main_work == "本文发布包含1M真实世界对话的数据集，而非一百万条。"
+    assert [p.text for p in problems(in_words, [], chat) if "万" in p.text] == ["writes 1M as 1000 万 (1M is 100 万)"]
+    assert fix_numbers(review(main_work="本文介绍七亿参数的模型，不是二十七亿。"), paper).main_work == "本文介绍7B参数的模型，不是二十七亿。"
 
 
 def test_a_sentence_the_grammar_stopped_at_its_cap_ends_at_its_last_clause_instead():

@@ -276,20 +276,20 @@ def end_at_clause(text: str, shape) -> str:
 
 
 def fix_numbers(review: Review, paper_text: str) -> Review:
-    """The review with "7 亿" written back as "7B" where the paper says 7B (and not 0.7B), and
-    "1000 万" as "1M" where it says 1M (and not 10M).
+    """The review with "7 亿" (or "七亿") written back as "7B" where the paper says 7B (and not 0.7B),
+    and "1000 万" (or "一千万") as "1M" where it says 1M (and not 10M).
 
     Measured on Qwen2.5-Coder 1.5B over the 26 bench papers: asked again with the mistake named, it
     wrote "7 亿参数" once more for BTLM-3B-8K, and LMSYS-Chat-1M's one million conversations became
     "1000 万条"; the paper's own spelling is always right, and a reader knows it."""
-    wrong = _wrong_numbers(paper_text)
+    wrong = [(re.compile(_written(value, unit)), back) for value, unit, back, _right in _wrong_numbers(paper_text)]
     if not wrong:
         return review
-    spellings = {f"{value}{unit}": back for value, unit, back, _right in wrong}
-    pattern = re.compile(r"(?<![\d.])(" + "|".join(rf"{re.escape(v)}\s*{u}" for v, u, _b, _r in wrong) + ")")
 
     def fix(text: str, _shape=None) -> str:
-        return pattern.sub(lambda m: spellings["".join(m.group(1).split())], text)
+        for pattern, back in wrong:
+            text = pattern.sub(back, text)
+        return text
 
     fixed = _each_prose(review, fix)  # keywords too: BTLM's "7 亿参数模型" is as wrong there
     return replace(fixed, keywords=tuple(Keyword(k.en, fix(k.zh)) for k in fixed.keywords))
@@ -312,9 +312,32 @@ def _wrong_numbers(paper_text: str) -> list[tuple[str, str, str, str]]:
 def _numbers_misread(paper_text: str, review_text: str) -> tuple[str, str, str, str] | None:
     """A number the paper gives in billions or millions that the review writes at the wrong scale."""
     for value, unit, back, right in _wrong_numbers(paper_text):
-        if re.search(rf"(?<![\d.]){re.escape(value)}\s*{unit}", review_text):
+        if re.search(_written(value, unit), review_text):
             return value, unit, back, right
     return None
+
+
+def _written(value: str, unit: str) -> str:
+    """A pattern for `value` `unit` as a review may write it: in digits ("1000 万") or in Chinese
+    numerals ("一千万": LMSYS-Chat-1M's one million conversations, in a later run)."""
+    numeral = _chinese_numeral(value)
+    forms = rf"(?<![\d.]){re.escape(value)}\s*" + (f"|(?<![零一二三四五六七八九十百千]){numeral}" if numeral else "")
+    return f"(?:{forms}){unit}"
+
+
+def _chinese_numeral(value: str) -> str | None:
+    """1-9999 in Chinese numerals (7 -> 七, 13 -> 十三, 1000 -> 一千, 1050 -> 一千零五十); None otherwise."""
+    if not value.isdigit() or not 0 < int(value) < 10000:
+        return None
+    number, written, gap = int(value), "", False
+    for place, name in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
+        digit = number // place % 10
+        if not digit:
+            gap = bool(written)
+            continue
+        written += ("零" if gap else "") + ("" if digit == 1 and place == 10 and not written else "零一二三四五六七八九"[digit]) + name
+        gap = False
+    return written
 
 
 def cut_off(text: str, shape) -> bool:
