@@ -242,3 +242,24 @@ def test_a_chinese_keyword_left_half_in_english_is_shown_in_english():
     assert [k.zh for k in fixed] == ["Chain-of-Verification", "Space Carved Outpainting", "Global Modeling",
                                      "双语 seq2seq 模型", "gzip 压缩"]  # a name, and a word the English has as written
     assert [k.en for k in fixed] == [e for e, _z in written]
+
+
+def test_keywords_get_the_fields_standard_chinese_term():
+    from localdigest.review.checks import repair
+
+    # As Qwen 1.5B wrote them on the bench papers: a wrong term, an uneven one inside a longer term,
+    # a half-English one (shown in English first, then given its term).
+    written = [("Large Language Models", "预训练语言模型"), ("Hallucinations", "假象"),
+               ("Multimodal Large Language Models", "多模态大语言模型"), ("State-of-the-Art LLMs", "最新状态机 LLM"),
+               ("Language Modelling", "语言 modelling")]
+    paper = "Chain-of-Verification Reduces Hallucination in Large Language Models\nWe develop the method."
+    fixed = repair(review(keywords=[{"en": e, "zh": z} for e, z in written]), paper).keywords
+    assert [k.zh for k in fixed] == ["大型语言模型", "幻觉", "多模态大型语言模型", "最先进的 LLM", "语言建模"]
+    assert [k.en for k in fixed] == [e for e, _z in written]
+    # Not made where it would give two keywords one Chinese term (the duplicate check would flag it).
+    both = [("Large Language Models", "大型语言模型"), ("LLM", "LLM"), *written[1:4]]
+    assert [k.zh for k in repair(review(keywords=[{"en": e, "zh": z} for e, z in both]), paper).keywords][:2] \
+        == ["大型语言模型", "LLM"]
+    # A term the glossary does not know is left as written.
+    other = review(keywords=[{"en": "Retentive Networks", "zh": "RetNet"}, *({"en": e, "zh": z} for e, z in written[1:])])
+    assert repair(other, paper).keywords[0].zh == "RetNet"

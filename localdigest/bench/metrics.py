@@ -8,18 +8,7 @@ from collections import Counter
 from localdigest.bench.references import ReferenceReview
 from localdigest.review.checks import cjk_share  # one definition: the checks and the bench agree
 from localdigest.review.schema import SCORE_DIMENSIONS, Review
-
-
-
-def normalise_keyword(text: str) -> str:
-    """One spelling per keyword, as a reader would match them: case, width, hyphens, an English
-    plural ("Transformers" = "Transformer", the stemming keyphrase evaluation uses) and the space
-    a CJK term may or may not have next to Latin letters ("SlimPajama 数据集" = "SlimPajama数据集")."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"[\s\-_]+", " ", text)
-    text = re.sub(r"[^\w ]", "", text).strip()
-    text = re.sub(r"(?<=[a-z]{3})(?<!s)s\b", "", text)
-    return re.sub(r" ?([\u3400-\u9fff]) ?", r"\1", text)
+from localdigest.review.terms import normalise_keyword  # the glossary looks terms up the same way
 
 
 def set_f1(predicted: list[str], reference: list[str]) -> float:

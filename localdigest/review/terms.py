@@ -1,0 +1,97 @@
+"""One Chinese term per common English term in a review's keywords.
+
+Qwen2.5-Coder 1.5B translates the field's everyday terms differently from paper to paper, and
+sometimes wrongly. Over every keyword it wrote in the bench runs of 2023-09-20..22 (all prompts):
+"Large Language Models" became 大型语言模型 91 times, 大语言模型 14 and 预训练语言模型 (pre-trained
+language models, wrong) 8; "Hallucination" 虚假信息 8, 假象 3, 假事实 2 and 幻觉 (the field's word) 2;
+"Skip Connections" 跳接连接; "Language Modelling" 语言 modelling; "Binary Classification" 二进制分类;
+"State-of-the-Art LLMs" 最新状态机 LLM. A reader scanning a digest wants the word the field uses,
+the same one in every paper. The standard terms below are the ones Chinese ML writing uses (and
+GPT-4's reference digests use most: 大型语言模型 for 27 of its 31 "Large Language Model(s)" on the
+six days outside the bench); `variants` are the wrong or uneven spellings put right inside longer
+terms ("多模态大语言模型" for "Multimodal Large Language Models").
+"""
+
+import re
+import unicodedata
+from dataclasses import replace
+
+from localdigest.review.schema import Keyword, Review
+
+
+def normalise_keyword(text: str) -> str:
+    """One spelling per keyword, as a reader would match them: case, width, hyphens, an English
+    plural ("Transformers" = "Transformer", the stemming keyphrase evaluation uses) and the space
+    a CJK term may or may not have next to Latin letters ("SlimPajama 数据集" = "SlimPajama数据集")."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"[\s\-_]+", " ", text)
+    text = re.sub(r"[^\w ]", "", text).strip()
+    text = re.sub(r"(?<=[a-z]{3})(?<!s)s\b", "", text)
+    return re.sub(r" ?([\u3400-\u9fff]) ?", r"\1", text)
+
+
+# English term (any case, plural or hyphenation) -> (its Chinese term, spellings of it to replace
+# inside the Chinese of a longer term that contains the English one).
+_GLOSSARY = {
+    "large language model": ("大型语言模型", ("大语言模型", "大规模语言模型", "预训练语言模型")),
+    "LLM": ("大型语言模型", ()),
+    "language modeling": ("语言建模", ("语言 modeling",)),
+    "language modelling": ("语言建模", ("语言 modelling",)),
+    "hallucination": ("幻觉", ("虚假信息", "假事实", "假象", "错觉")),
+    "state of the art": ("最先进的", ("最新状态机", "最新状态")),
+    "skip connection": ("跳跃连接", ("跳接连接", "跳通连接")),
+    "binary classification": ("二分类", ("二进制分类",)),
+    "visual grounding": ("视觉定位", ("视觉引导",)),
+    "offline RL": ("离线强化学习", ()),
+    "offline reinforcement learning": ("离线强化学习", ()),
+    "reinforcement learning": ("强化学习", ()),
+    "RLHF": ("基于人类反馈的强化学习", ()),
+    "reinforcement learning from human feedback": ("基于人类反馈的强化学习", ()),
+    "fine tuning": ("微调", ()),
+    "instruction tuning": ("指令微调", ("指令调谐",)),
+    "pre training": ("预训练", ()),
+    "in context learning": ("上下文学习", ("情境学习", "在上下文中学习")),
+    "chain of thought": ("思维链", ()),
+    "retrieval augmented generation": ("检索增强生成", ()),
+    "mixture of experts": ("混合专家", ()),
+    "knowledge distillation": ("知识蒸馏", ()),
+    "quantization": ("量化", ()),
+    "zero shot learning": ("零样本学习", ("零次学习",)),
+    "few shot learning": ("少样本学习", ("小样本学习",)),
+    "self supervised learning": ("自监督学习", ()),
+    "contrastive learning": ("对比学习", ()),
+    "diffusion model": ("扩散模型", ()),
+    "neural radiance field": ("神经辐射场", ()),
+    "domain adaptation": ("领域适应", ()),
+    "attention mechanism": ("注意力机制", ()),
+    "speech recognition": ("语音识别", ()),
+    "machine translation": ("机器翻译", ()),
+    "semantic segmentation": ("语义分割", ()),
+    "object detection": ("目标检测", ()),
+}
+GLOSSARY = {normalise_keyword(en): term for en, term in _GLOSSARY.items()}
+
+
+def standard_terms(review: Review) -> Review:
+    """The review with each keyword's Chinese in the field's standard term (GLOSSARY): the whole
+    term when the English is a glossary term, a variant spelling put right inside a longer one.
+    A change that would give two keywords the same Chinese is not made (the duplicate check would
+    then flag a review that was fine)."""
+    keywords = list(review.keywords)
+    for i, keyword in enumerate(keywords):
+        zh = _standard(keyword)
+        if zh != keyword.zh and all(other.zh != zh for other in keywords):
+            keywords[i] = Keyword(keyword.en, zh)
+    return replace(review, keywords=tuple(keywords))
+
+
+def _standard(keyword: Keyword) -> str:
+    en = normalise_keyword(keyword.en)
+    if en in GLOSSARY:
+        return GLOSSARY[en][0]
+    zh = keyword.zh
+    for term, (standard, variants) in GLOSSARY.items():
+        if re.search(rf"\b{re.escape(term)}\b", en):
+            for variant in variants:
+                zh = zh.replace(variant, standard)
+    return zh
