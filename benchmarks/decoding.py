@@ -27,7 +27,7 @@ from localdigest.llm.registry import load_registry  # noqa: E402
 from localdigest.review.checks import NEVER_WRITE  # noqa: E402
 from localdigest.review.grammar import schema_to_gbnf  # noqa: E402
 from localdigest.review.prompts import load_prompt  # noqa: E402
-from localdigest.review.schema import REVIEW_SCHEMA, Review  # noqa: E402
+from localdigest.review.schema import Review  # noqa: E402
 from localdigest.sources.feeds import load_feeds  # noqa: E402
 
 FEED = ROOT / "benchmarks" / "data" / "papers" / "2023-09-22.json"
@@ -49,7 +49,7 @@ def main() -> None:
 
     model = open_model(load_registry().get(args.model), batch_size=args.batch_size)
     prompt = load_prompt(args.prompt)
-    answer = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA, avoid=NEVER_WRITE)
+    answer = AnswerFormat(schema_to_gbnf(prompt.schema()), prompt.schema(), avoid=NEVER_WRITE)
     papers = load_feeds([str(FEED)]).papers[: args.papers]
     batches = [papers[i:i + args.batch_size] for i in range(0, len(papers), args.batch_size)]
     # The shared prefix once, outside the timing (every mode reuses it).

@@ -27,7 +27,6 @@ from localdigest.llm.choose import open_model  # noqa: E402
 from localdigest.llm.registry import load_registry  # noqa: E402
 from localdigest.review.grammar import schema_to_gbnf  # noqa: E402
 from localdigest.review.prompts import load_prompt  # noqa: E402
-from localdigest.review.schema import REVIEW_SCHEMA  # noqa: E402
 from localdigest.sources.feeds import load_feeds  # noqa: E402
 from vs_llama_cpp import FEED, llama_tools  # noqa: E402  the same papers and tools as the llama-server comparison
 
@@ -72,7 +71,7 @@ def main() -> None:
     common = ["-t", str(args.threads), "-tb", str(args.threads), "--temp", "0", "-c", "4096", "-n", str(args.tokens)]
     with tempfile.TemporaryDirectory() as folder:
         grammar = Path(folder) / "review.gbnf"
-        grammar.write_text(schema_to_gbnf(REVIEW_SCHEMA), encoding="utf-8")
+        grammar.write_text(schema_to_gbnf(load_prompt().schema()), encoding="utf-8")
         print(f"target {target.spec.name}, draft {args.draft}, {args.threads} threads, {args.tokens} tokens, "
               "greedy, review grammar")
         print(f"{'paper':12} {'how':22} {'tok/s':>6} {'accepted':>8} {'vs target alone':>15}")

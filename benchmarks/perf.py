@@ -42,7 +42,7 @@ from localdigest.sources.feeds import load_feeds  # noqa: E402
 from localdigest.review.grammar import schema_to_gbnf  # noqa: E402
 from localdigest.llm.registry import load_registry  # noqa: E402
 from localdigest.review.prompts import load_prompt  # noqa: E402
-from localdigest.review.schema import REVIEW_SCHEMA, Review  # noqa: E402
+from localdigest.review.schema import Review  # noqa: E402
 
 FEED = ROOT / "benchmarks" / "data" / "papers" / "2023-09-22.json"
 REPORT_PEAK = """
@@ -104,7 +104,7 @@ def main() -> None:
     model = LocalModel(spec, spec.resolve(), n_ctx=args.ctx)
     model.generation = dataclasses.replace(model.generation, max_tokens=args.max_tokens)
     template = load_prompt(args.prompt)
-    grammar = schema_to_gbnf(REVIEW_SCHEMA)
+    grammar = schema_to_gbnf(template.schema())
     papers = load_feeds([str(FEED)]).papers[: args.papers]
 
     started = time.perf_counter()

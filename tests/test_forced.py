@@ -5,7 +5,7 @@ import json
 import pytest
 
 from localdigest.llm.base import AnswerFormat
-from localdigest.llm.forced import Skeleton
+from localdigest.llm.forced import Skeleton, literal_prefix
 from localdigest.llm.local import LocalModel
 from localdigest.llm.registry import ModelSpec
 from localdigest.review.checks import NEVER_WRITE
@@ -79,3 +79,41 @@ def test_prompt_lookup_drafts_change_no_token_and_save_steps(tiny_gguf):
     assert all(0 < c.accepted_tokens <= c.drafted_tokens for c in drafted), \
         [(c.accepted_tokens, c.drafted_tokens) for c in drafted]
     assert all(c.completion_tokens == p.completion_tokens for c, p in zip(drafted, plain))
+
+
+@pytest.mark.parametrize("pattern, prefix", [
+    ("^推荐给[^。]{0,9}。$", "推荐给"),
+    ("^与已有工作相比，[^。]{0,9}。$", "与已有工作相比，"),
+    ("^a\\.b\\d", "a.b"),  # an escaped mark is text, \d is a class
+    ("^ab*c", "a"),  # b is optional
+    ("^[本此]文", ""),
+    ("^abc|^xyz", ""),  # an alternation shares no prefix
+    ("abc", ""),  # not anchored
+])
+def test_the_text_a_pattern_starts_with(pattern, prefix):
+    assert literal_prefix(pattern) == prefix
+
+
+def test_reason_openings_are_written_by_the_grammar_not_sampled(tiny_gguf):
+    """The default prompt's reasons open with fixed words (能拿来用的是 / 与已有工作相比， / 推荐给):
+    the grammar makes them certain, and fast-forwarding appends them with the keys around them."""
+    prompt = load_prompt()
+    schema = prompt.schema()
+    openings = dict(prompt.openings)
+    assert set(openings) == {"practicality", "innovation", "recommendation"}
+    skeleton = Skeleton.from_schema(schema)
+    before = FULL[:FULL.index('"practicality"') - 1]
+    assert skeleton.forced(before) == '{"practicality": {"reason": "能拿来用的是'
+    spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=16384, generation={"max_tokens": 4096})
+    model = LocalModel(spec, tiny_gguf, batch_size=1)
+    answer = AnswerFormat(schema_to_gbnf(schema), schema, avoid=NEVER_WRITE)
+    conversation = [prompt.messages(Paper("2309.1", "Paper 1", "An abstract."))]
+    fast = model.complete_many(conversation, answer, seed=3)[0]
+    plain_forced = model.complete_many(conversation, AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA,
+                                                                  avoid=NEVER_WRITE), seed=3)[0].forced_tokens
+    model.fast_forward = False
+    slow = model.complete_many(conversation, answer, seed=3)[0]
+    for completion in (fast, slow):  # random weights: only the grammar puts the openings there
+        review = Review.from_json(completion.text)
+        assert all(score.reason.startswith(openings[name]) for name, score in review.scores().items())
+    assert fast.forced_tokens > plain_forced

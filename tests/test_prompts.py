@@ -48,6 +48,10 @@ def test_prompt_by_path_and_unknown_variable(tmp_path):
         ('system = "x"\nuser = "y"\ntemperature = 1\n', "unknown key(s) ['temperature']"),
         ('system = "x"\nuser = "y"\n[[examples]]\nuser = "q"\n', "examples[0] must have exactly"),
         ('system = "100$"\nuser = "y"\n', "field 'system'"),
+        ('system = "x"\nuser = "y"\nopenings = { novelty = "新" }\n', "openings.novelty: not a score"),
+        ('system = "x"\nuser = "y"\nopenings = { innovation = "新。" }\n', "openings.innovation: '新。' cannot open"),
+        ('system = "x"\nuser = "y"\nopenings = { innovation = 3 }\n', "openings.innovation: 3 cannot open"),
+        ('system = "x"\nuser = "y"\nopenings = "推荐给"\n', "'openings' must be a table"),
     ],
 )
 def test_broken_templates_name_the_file_and_problem(tmp_path, text, message):
@@ -74,6 +78,18 @@ def test_the_default_examples_open_their_reasons_as_the_instructions_say():
     openings = dict(zip(("practicality", "innovation", "recommendation"),
                         re.findall(r"reason 以“([^”]+)”开头", prompt.system)))
     assert len(openings) == 3
+    assert dict(prompt.openings) == openings  # and the grammar writes the same words
     for _user, answer in prompt.examples:
         for name, score in json.loads(answer)["scores"].items():
             assert score["reason"].startswith(openings[name]), (name, score["reason"])
+
+
+def test_openings_are_part_of_the_prompt_and_its_schema(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('system = "x"\nuser = "$title $schema"\n', encoding="utf-8")
+    plain = load_prompt(str(path))
+    path.write_text('system = "x"\nuser = "$title $schema"\nopenings = { recommendation = "推荐给" }\n', encoding="utf-8")
+    opened = load_prompt(str(path))
+    assert opened.fingerprint() != plain.fingerprint()  # cached reviews of one are not the other's
+    paper = Paper("2309.1", "T", "A")
+    assert "^推荐给" in opened.messages(paper)[-1]["content"] and "^推荐给" not in plain.messages(paper)[-1]["content"]

@@ -64,7 +64,7 @@ def _walk(schema: dict, parts: list[str]) -> None:
             raise ValueError("only numeric enums have a skeleton")
         parts.extend([NUMBER, ""])
     elif schema.get("type") == "string":
-        literal('"')
+        literal('"' + literal_prefix(schema.get("pattern", "")))
         parts.extend([STRING, '"'])
     elif schema.get("type") == "object":
         literal("{")
@@ -81,6 +81,32 @@ def _walk(schema: dict, parts: list[str]) -> None:
         literal("]")
     else:
         raise ValueError(f"no skeleton for {schema}")
+
+
+REGEX_SPECIAL = set("\\[](){}.*+?|^$")
+QUANTIFIER = set("*+?{")
+
+
+def literal_prefix(pattern: str) -> str:
+    """The text every match of an anchored regex `pattern` starts with ("^推荐给[^。]{0,9}。" ->
+    "推荐给"): plain characters and escaped punctuation up to the first class, group or operator;
+    a character a quantifier makes optional is not part of it. An alternation may not share it: none."""
+    if not pattern.startswith("^") or "|" in pattern:
+        return ""
+    prefix, i = [], 1
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern) and not pattern[i + 1].isalnum():
+            prefix.append(pattern[i + 1])
+            i += 2
+        elif char not in REGEX_SPECIAL:
+            prefix.append(char)
+            i += 1
+        else:
+            if char in QUANTIFIER and prefix:
+                prefix.pop()
+            break
+    return "".join(prefix)
 
 
 def _match_literal(literal: str, text: str, pos: int) -> tuple[int | None, int]:

@@ -8,7 +8,7 @@ quote, backslash and slash, and allows only the listed score values.
 
 import json
 
-from localdigest.review.schema import LATER_SENTENCE_START, PROSE_BY_PATTERN, SENTENCE_END
+from localdigest.review.schema import LATER_SENTENCE_START, SENTENCE_END, prose_shape
 
 # Never in a string: control characters (C0, DEL, C1), the Unicode line separators, which would
 # become Markdown structure, and surrogates (invalid UTF-8 that decoding drops); never first:
@@ -43,9 +43,10 @@ def _visit(schema: dict, name: str, rules: dict[str, str]) -> str:
         if schema.get("minLength", 0) != 1:
             raise ValueError("strings need minLength 1")
         if "pattern" in schema:
-            if schema["pattern"] not in PROSE_BY_PATTERN:
+            shape = prose_shape(schema["pattern"])
+            if shape is None:
                 raise ValueError(f"unsupported string pattern: {schema['pattern']}")
-            return _prose(PROSE_BY_PATTERN[schema["pattern"]])
+            return _prose(shape)
         high = schema.get("maxLength")
         repeat = f"{{0,{high - 1}}}" if high is not None else "*"
         return f'"\\"" first-char char{repeat} "\\""'
@@ -74,8 +75,11 @@ def _visit(schema: dict, name: str, rules: dict[str, str]) -> str:
 
 def _prose(shape) -> str:
     """Up to `sentences` sentences of up to `sentence_chars` characters, each closed by a sentence mark."""
-    first = "cjk" if shape.chinese_start else "prose-first"
-    opening = f"{first} sentence-char{{0,{shape.sentence_chars - 2}}} sentence-end"
+    if shape.opening:  # the words it must start with, then the rest of that sentence
+        opening = f"{_literal(shape.opening)} sentence-char{{0,{shape.sentence_chars - 1 - len(shape.opening)}}} sentence-end"
+    else:
+        first = "cjk" if shape.chinese_start else "prose-first"
+        opening = f"{first} sentence-char{{0,{shape.sentence_chars - 2}}} sentence-end"
     more = f" (later-first sentence-char{{0,{shape.sentence_chars - 2}}} sentence-end){{0,{shape.sentences - 1}}}" \
         if shape.sentences > 1 else ""
     return f'"\\"" {opening}{more} "\\""'

@@ -16,7 +16,7 @@ from localdigest.review import checks as quality
 from localdigest.review.cache import ReviewCache, review_key
 from localdigest.review.grammar import schema_to_gbnf
 from localdigest.review.prompts import PromptTemplate
-from localdigest.review.schema import REVIEW_SCHEMA, Review
+from localdigest.review.schema import Review
 from localdigest.sources.papers import Paper
 
 BASE_SEED = 42
@@ -53,7 +53,8 @@ class Reviewer:
         self.model = model
         self.prompt = prompt
         self.cache = cache
-        self.answer_format = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA, avoid=quality.NEVER_WRITE,
+        schema = prompt.schema()
+        self.answer_format = AnswerFormat(schema_to_gbnf(schema), schema, avoid=quality.NEVER_WRITE,
                                           no_repeat=quality.NO_REPEAT)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()

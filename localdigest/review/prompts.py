@@ -11,12 +11,12 @@ from localdigest import paths
 from localdigest.errors import PromptError
 from localdigest.sources.latex import latex_to_text
 from localdigest.sources.papers import Paper
-from localdigest.review.schema import REVIEW_SCHEMA
+from localdigest.review.schema import MAX_CHARS, SCORE_DIMENSIONS, SENTENCE_END, review_schema
 
 PROMPTS_DIR = paths.shipped("prompts")
 DEFAULT_PROMPT = "default"
 VARIABLES = ("title", "authors", "abstract", "arxiv_id", "schema")
-ALLOWED_KEYS = {"description", "system", "user", "examples"}
+ALLOWED_KEYS = {"description", "system", "user", "examples", "openings"}
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,17 @@ class PromptTemplate:
     user: str
     examples: tuple[tuple[str, str], ...] = ()
     description: str = ""
+    # score name -> the words its reason must start with: the grammar writes them, so the model
+    # cannot leave them out and spends no decoding step on them (review_schema)
+    openings: tuple[tuple[str, str], ...] = ()
+
+    def schema(self) -> dict:
+        """The review's JSON schema as this prompt asks for it (with its reason openings)."""
+        return review_schema(dict(self.openings))
 
     def messages(self, paper: Paper) -> list[dict]:
         """Chat messages for one paper; all but the last are the same for every paper."""
-        values = _variables(paper)
+        values = {**_variables(paper), "schema": json.dumps(self.schema(), ensure_ascii=False)}
         messages = [{"role": "system", "content": self._fill(self.system, values, "system")}]
         for user, assistant in self.examples:
             messages.append({"role": "user", "content": user})
@@ -39,7 +46,8 @@ class PromptTemplate:
         return messages
 
     def fingerprint(self) -> str:
-        text = json.dumps([self.system, self.user, self.examples], ensure_ascii=False)
+        text = json.dumps([self.system, self.user, self.examples, *([self.openings] if self.openings else [])],
+                          ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _fill(self, text: str, values: dict, field: str) -> str:
@@ -93,6 +101,7 @@ def load_prompt(name_or_path: str | None = None) -> PromptTemplate:
         user=data["user"],
         examples=tuple(examples),
         description=data.get("description", ""),
+        openings=_openings(path, data.get("openings", {})),
     )
     template.messages(Paper(arxiv_id="0000.00000", title="t", abstract="a"))  # fail now, not mid-run
     return template
@@ -105,5 +114,21 @@ def _variables(paper: Paper) -> dict:
         "authors": ", ".join(paper.authors) or "unknown",
         "abstract": latex_to_text(paper.abstract),
         "arxiv_id": paper.arxiv_id,
-        "schema": json.dumps(REVIEW_SCHEMA, ensure_ascii=False),
     }
+
+
+def _openings(path: Path, table: object) -> tuple[tuple[str, str], ...]:
+    """The prompt's `openings` table, checked: known score names, and words the grammar can force
+    (no quote, backslash, control character or sentence end, well short of a reason's length)."""
+    if not isinstance(table, dict):
+        raise PromptError(f"{path}: 'openings' must be a table", 'write [openings] with lines like recommendation = "推荐给"')
+    for name, words in table.items():
+        if name not in SCORE_DIMENSIONS:
+            raise PromptError(f"{path}: openings.{name}: not a score", f"use {', '.join(SCORE_DIMENSIONS)}")
+        if not isinstance(words, str) or not words.strip() or words != words.lstrip() \
+                or len(words) > MAX_CHARS["reason"] // 4 or any(c in words for c in f'"\\{SENTENCE_END}') \
+                or any(not c.isprintable() for c in words):
+            raise PromptError(f"{path}: openings.{name}: {words!r} cannot open a reason",
+                              f"use a few words (at most {MAX_CHARS['reason'] // 4} characters) without quotes, "
+                              f"backslashes, line breaks or {SENTENCE_END}")
+    return tuple((name, table[name]) for name in SCORE_DIMENSIONS if name in table)

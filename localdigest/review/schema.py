@@ -2,9 +2,10 @@
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from localdigest.errors import ReviewInvalid
+from localdigest.llm.forced import literal_prefix
 
 # Bump when the shape of Review changes, so cached reviews of the old shape are never served.
 # 2: each score's reason comes before its number; prose fields end a sentence.
@@ -35,14 +36,19 @@ class ProseShape:
     sentences: int  # at most
     sentence_chars: int  # at most, the closing mark included
     chinese_start: bool = False
+    opening: str = ""  # the words the first sentence starts with (a prompt's reason opening, below)
 
     @property
     def pattern(self) -> str:
-        first = "[\\u4e00-\\u9fff]" if self.chinese_start else f"[^{SENTENCE_END}\\s]"
         body = f"[^{SENTENCE_END}\\n]"
-        one = f"{body}{{0,{self.sentence_chars - 2}}}[{SENTENCE_END}]"
+        if self.opening:
+            # A literal prefix: servers' JSON-schema converters force it, llm.forced appends it unsampled.
+            first = re.escape(self.opening) + f"{body}{{0,{self.sentence_chars - 1 - len(self.opening)}}}"
+        else:
+            first = ("[\\u4e00-\\u9fff]" if self.chinese_start else f"[^{SENTENCE_END}\\s]") \
+                + f"{body}{{0,{self.sentence_chars - 2}}}"
         more = f"([{LATER_SENTENCE_START}]{body}{{0,{self.sentence_chars - 2}}}[{SENTENCE_END}]){{0,{self.sentences - 1}}}"
-        return f"^{first}{one}{more if self.sentences > 1 else ''}$"
+        return f"^{first}[{SENTENCE_END}]{more if self.sentences > 1 else ''}$"
 
 
 # GPT-4's 主要工作 is 76-335 characters (median 188), 亮点 66-247 (median 142), a reason ~40-60.
@@ -52,7 +58,15 @@ class ProseShape:
 PROSE = {"main_work": ProseShape(3, 140, chinese_start=True), "highlights": ProseShape(3, 140),
          "reason": ProseShape(1, 130),
          "overview": ProseShape(4, 150, chinese_start=True)}  # 今日速览 (review.overview)
-PROSE_BY_PATTERN = {shape.pattern: shape for shape in PROSE.values()}
+
+
+def prose_shape(pattern: str) -> ProseShape | None:
+    """The ProseShape whose pattern this is (with its opening, if it has one), None for another."""
+    opening = literal_prefix(pattern)
+    return next((shape for base in PROSE.values()
+                 if (shape := replace(base, opening=opening)).pattern == pattern), None)
+
+
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -161,18 +175,29 @@ def _string_schema(max_chars: int, pattern: str | None = None) -> dict:
     return {"type": "string", "minLength": 1, "maxLength": max_chars, **({"pattern": pattern} if pattern else {})}
 
 
-def _score_schema() -> dict:
+def _score_schema(opening: str = "") -> dict:
     # The reason first: a model that has said why picks the number to match, instead of
     # writing a reason for a number it picked out of habit.
     return {
         "type": "object",
-        "properties": {"reason": _string_schema(MAX_CHARS["reason"], PROSE["reason"].pattern),
+        "properties": {"reason": _string_schema(MAX_CHARS["reason"], replace(PROSE["reason"], opening=opening).pattern),
                        "score": {"enum": list(SCORE_VALUES)}},
         "required": ["reason", "score"],
     }
 
 
-REVIEW_SCHEMA: dict = {
+def review_schema(openings: dict[str, str] | None = None) -> dict:
+    """The review's JSON schema; `openings` (score name -> words) makes each of those reasons start
+    with its words (a prompt's `openings`)."""
+    openings = openings or {}
+    return {**_REVIEW_SCHEMA, "properties": {**_REVIEW_SCHEMA["properties"], "scores": {
+        "type": "object",
+        "properties": {name: _score_schema(openings.get(name, "")) for name in SCORE_DIMENSIONS},
+        "required": list(SCORE_DIMENSIONS),
+    }}}
+
+
+_REVIEW_SCHEMA: dict = {
     "type": "object",
     "properties": {
         "main_work": _string_schema(MAX_CHARS["main_work"], PROSE["main_work"].pattern),
@@ -195,6 +220,7 @@ REVIEW_SCHEMA: dict = {
     },
     "required": ["main_work", "highlights", "keywords", "scores"],
 }
+REVIEW_SCHEMA = review_schema()
 
 
 # 今日速览: one paragraph of whole Chinese sentences (review.overview).
