@@ -91,10 +91,25 @@ def test_bench_on_the_tiny_model_writes_table_json_csv_and_chart(tiny_registry, 
     data = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert [(r["prompt"], r["model"]) for r in data["results"]] == [("default", "tiny"), ("concise", "tiny")]
     assert data["results"][0]["valid"] == 1.0 and "main_work_chrf" in data["results"][0]
-    assert (out / "results.csv").read_text(encoding="utf-8").startswith("prompt,model,papers,valid,")
+    assert (out / "results.csv").read_text(encoding="utf-8").startswith("prompt,model,seed,papers,valid,")
     assert (out / "quality_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rerun = CliRunner().invoke(main, ["bench", "--limit", "2", "--prompt", "default", "--out-dir", str(out)])
     assert rerun.exit_code == 0 and json.loads((out / "results.json").read_text())["results"][0]["valid"] == 1.0
+
+
+def test_bench_with_several_seeds_shows_each_draw_and_their_mean(tiny_registry, tmp_path):
+    """Another seed is another draw of the same prompt and model: a prompt tuner compares means and
+    sees how far one draw moves (random weights: the two draws' answers differ)."""
+    out = tmp_path / "results"
+    result = CliRunner().invoke(main, ["bench", "--limit", "2", "--prompt", "default", "--seed", "42", "--seed", "7",
+                                       "--out-dir", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert "x 1 prompts x 1 models x 2 seeds" in result.stderr and "seed 7" in result.stdout
+    rows = json.loads((out / "results.json").read_text(encoding="utf-8"))["results"]
+    assert [r["seed"] for r in rows] == [42, 7, "mean"]
+    for key in ("main_work_chrf", "completion_tokens"):
+        assert rows[2][key] == pytest.approx((rows[0][key] + rows[1][key]) / 2)
+    assert rows[0]["completion_tokens"] != rows[1]["completion_tokens"]
 
 
 def test_bench_without_matplotlib_says_so_first_and_writes_the_rest(tiny_registry, tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from localdigest.bench.references import ReferenceReview
 from localdigest.llm.base import ReviewModel
 from localdigest.output.files import write_atomic
 from localdigest.review.cache import ReviewCache
-from localdigest.review.pipeline import check_review, make_digest, worked_examples
+from localdigest.review.pipeline import BASE_SEED, check_review, make_digest, worked_examples
 from localdigest.review.prompts import PromptTemplate
 from localdigest.review.schema import SCORE_DIMENSIONS
 from localdigest.sources.papers import Paper
@@ -60,29 +60,46 @@ class Combination:
     papers: int = 0
     values: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    seed: int | str = BASE_SEED  # "mean": the mean over the seeds of one prompt x model
+
+    @property
+    def label(self) -> str:
+        return f"{self.prompt} / {self.model}" + ("" if self.seed == BASE_SEED else f" / seed {self.seed}")
 
 
 def run_bench(papers: list[Paper], prompts: list[PromptTemplate], models: list[ReviewModel],
               references: dict[str, ReferenceReview], cache: ReviewCache | None, parallel: int = 1,
-              progress=lambda message: None) -> list[Combination]:
-    """Each model x prompt reviews the papers through make_digest, exactly as `localdigest run` does
-    (the same batches, the same server requests), then is scored."""
+              progress=lambda message: None, seeds: tuple[int, ...] = (BASE_SEED,)) -> list[Combination]:
+    """Each model x prompt x seed reviews the papers through make_digest, exactly as `localdigest run`
+    does (the same batches, the same server requests), then is scored. With several seeds each
+    model x prompt also gets their mean: on 26 papers one draw moves chrF and keyword F1 by about as
+    much as a prompt change does (README, Benchmarks)."""
     combinations = []
     for model in models:
         for prompt in prompts:
-            name = model.spec.name
-            combination = Combination(prompt=prompt.name, model=name, papers=len(papers))
+            draws = []
+            for seed in seeds:
+                combination = Combination(prompt=prompt.name, model=model.spec.name, papers=len(papers), seed=seed)
 
-            def report(_index, _result, results, name=name, prompt=prompt):
-                done = sum(r is not None for r in results)
-                progress(f"{name} / {prompt.name}: {done}/{len(papers)} papers")
+                def report(_index, _result, results, combination=combination):
+                    done = sum(r is not None for r in results)
+                    progress(f"{combination.label}: {done}/{len(papers)} papers")
 
-            digest = make_digest(papers, model=model, prompt=prompt, cache=cache, parallel=parallel,
-                                 on_result=report)
-            combination.values = _score(digest.results, prompt, references)
-            combination.warnings = [f"{r.paper.arxiv_id}: {r.error}" for r in digest.results if r.error]
-            combinations.append(combination)
+                digest = make_digest(papers, model=model, prompt=prompt, cache=cache, parallel=parallel,
+                                     on_result=report, seed=seed)
+                combination.values = _score(digest.results, prompt, references)
+                combination.warnings = [f"{r.paper.arxiv_id}: {r.error}" for r in digest.results if r.error]
+                draws.append(combination)
+            combinations.extend(draws)
+            if len(draws) > 1:
+                combinations.append(_mean(draws))
     return combinations
+
+
+def _mean(draws: list[Combination]) -> Combination:
+    keys = [key for key in COLUMNS if all(key in draw.values for draw in draws)]
+    return Combination(prompt=draws[0].prompt, model=draws[0].model, papers=draws[0].papers, seed="mean",
+                       values={key: statistics.fmean(draw.values[key] for draw in draws) for key in keys})
 
 
 def not_in_examples(papers: list[Paper], prompts: list[PromptTemplate]) -> tuple[list[Paper], list[str]]:
@@ -162,13 +179,13 @@ def chart_available() -> bool:
 def write_outputs(combinations: list[Combination], directory: Path, meta: dict, chart: bool = True) -> list[Path]:
     """results.json, results.csv and (with chart) quality_vs_time.png in the directory; the paths written."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    rows = [{"prompt": c.prompt, "model": c.model, "papers": c.papers, **c.values} for c in combinations]
+    rows = [{"prompt": c.prompt, "model": c.model, "seed": c.seed, "papers": c.papers, **c.values} for c in combinations]
     json_path = directory / "results.json"
     write_atomic(json_path, json.dumps({"created": stamp, **meta, "columns": COLUMNS, "results": rows,
-                                        "warnings": {f"{c.model}/{c.prompt}": c.warnings for c in combinations}},
+                                        "warnings": {c.label: c.warnings for c in combinations if c.warnings}},
                                        ensure_ascii=False, indent=2))
     table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=["prompt", "model", "papers", *COLUMNS], extrasaction="ignore")
+    writer = csv.DictWriter(table, fieldnames=["prompt", "model", "seed", "papers", *COLUMNS], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     csv_path = directory / "results.csv"
@@ -187,7 +204,7 @@ def _chart(combinations: list[Combination], path: Path) -> Path:
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for combination in combinations:
-        label = f"{combination.prompt} / {combination.model}"
+        label = combination.label
         seconds = combination.values.get("seconds_per_paper", 0.0)
         axes[0].scatter(seconds, combination.values.get("main_work_chrf", 0.0), s=60)
         axes[0].annotate(label, (seconds, combination.values.get("main_work_chrf", 0.0)), fontsize=8,

@@ -24,13 +24,16 @@ BENCH_DATA = paths.shipped("benchmarks/data")
 @click.option("--prompt", "prompts", multiple=True, help="Prompt name or path; repeatable. Default: all shipped.")
 @click.option("--model", "models", multiple=True, help="Model name or path; repeatable. Default: the default model.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N papers.")
+@click.option("--seed", "seeds", multiple=True, type=int, metavar="N",
+              help="Sampling seed of the first answer (default 42); repeatable: each seed is a column, "
+                   "and a 'mean' column follows.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("benchmarks/results"),
               show_default=True, help="Where results.json, results.csv and quality_vs_time.png go.")
 @cache_dir_option
 @click.option("--no-cache", is_flag=True, help="Regenerate every review.")
 @engine_options
 @debug_option
-def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cache, threads, gpu_layers, ctx,
+def bench(feeds, references, prompts, models, limit, seeds, out_dir, cache_dir, no_cache, threads, gpu_layers, ctx,
           batch_size, server, api_key, parallel, timeout, debug):
     """Compare prompt variants and models against the GPT-4 reference digests.
 
@@ -42,6 +45,7 @@ def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cach
     from localdigest.output.files import check_writable
     from localdigest.bench.runner import (COLUMNS, chart_available, not_in_examples, peak_memory_bytes, run_bench,
                                           write_outputs)
+    from localdigest.review.pipeline import BASE_SEED
     from localdigest.review.prompts import load_prompt, shipped_prompt_names
 
     # Everything that can fail is checked before the first paper is reviewed.
@@ -62,21 +66,23 @@ def bench(feeds, references, prompts, models, limit, out_dir, cache_dir, no_cach
     store = None if no_cache else open_cache(cache_dir)
     matched = sum(p.arxiv_id in reference_reviews for p in papers)
     say(f"{len(papers)} papers ({matched} with a reference; {len(left_out)} left out as the prompts' worked "
-        f"examples) x {len(templates)} prompts x {len(engines)} models")
+        f"examples) x {len(templates)} prompts x {len(engines)} models"
+        + (f" x {len(set(seeds))} seeds" if len(set(seeds)) > 1 else ""))
     with stderr.status("benchmarking") as status:
         combinations = run_bench(papers, templates, engines, reference_reviews, store, parallel=parallel,
-                                 progress=lambda message: status.update(escape(message)))
+                                 progress=lambda message: status.update(escape(message)),
+                                 seeds=tuple(dict.fromkeys(seeds)) or (BASE_SEED,))
 
     table = Table(title=f"localdigest bench: {len(papers)} papers, {matched} with a GPT-4 reference")
     table.add_column("metric")
     for combination in combinations:
-        table.add_column(escape(f"{combination.prompt}\n{combination.model}"), justify="right")
+        table.add_column(escape(combination.label.replace(" / ", "\n")), justify="right")
     for key, label in COLUMNS.items():
         table.add_row(label, *(f"{c.values[key]:.2f}" if key in c.values else "-" for c in combinations))
     Console().print(table)
     for combination in combinations:
         for warning in combination.warnings:
-            stderr.print(warn(f"{combination.model}/{combination.prompt}: {warning}"), highlight=False, soft_wrap=True)
+            stderr.print(warn(f"{combination.label}: {warning}"), highlight=False, soft_wrap=True)
     written = write_outputs(combinations, out_dir, {"papers": [p.arxiv_id for p in papers],
                                                     "left_out": left_out,
                                                     "peak_rss_bytes": peak_memory_bytes()}, chart=chart)

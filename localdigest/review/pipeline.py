@@ -49,8 +49,9 @@ class RunStats:
 class Reviewer:
     """Reviews papers with one model (a LocalModel or a ServerModel) and one prompt, through the cache."""
 
-    def __init__(self, model: ReviewModel, prompt: PromptTemplate, cache: ReviewCache | None):
+    def __init__(self, model: ReviewModel, prompt: PromptTemplate, cache: ReviewCache | None, seed: int = BASE_SEED):
         self.model = model
+        self.seed = seed  # of the first answer; asked again, seed + attempt
         self.prompt = prompt
         self.cache = cache
         schema = prompt.schema()
@@ -66,7 +67,7 @@ class Reviewer:
         # n_ctx belongs here because it decides whether a long abstract is trimmed; the checks'
         # version because they decide which answers were sent back.
         return review_key(paper.content_key(), self.prompt.fingerprint(), self._model_identity,
-                          {**self.model.generation.as_dict(), "seed": BASE_SEED, "n_ctx": self.model.n_ctx,
+                          {**self.model.generation.as_dict(), "seed": self.seed, "n_ctx": self.model.n_ctx,
                            "checks": quality.CHECKS_VERSION})
 
     def check(self, paper: Paper, review: Review) -> list[quality.Problem]:
@@ -184,7 +185,7 @@ class Reviewer:
 
     def _complete(self, conversations: list[list[dict]], attempt: int, on_token) -> list:
         """One completion per conversation; a prompt the backend rejects is its PromptRejected instead."""
-        seed = BASE_SEED + attempt
+        seed = self.seed + attempt
         # A local model decodes even one paper through complete_many: it fast-forwards what the
         # schema forces (llm.forced), which complete() cannot, and it keeps a character split
         # across tokens whole (llama-cpp-python's create_completion drops bytes that are not
@@ -339,15 +340,17 @@ class Digest:
 def make_digest(papers: list[Paper], *, model: ReviewModel, prompt: PromptTemplate, cache: ReviewCache | None,
                 parallel: int = 1, on_start: Callable[[Paper], None] | None = None,
                 on_token: Callable[[], None] | None = None,
-                on_result: Callable[[int, PaperResult, list], None] | None = None) -> Digest:
+                on_result: Callable[[int, PaperResult, list], None] | None = None,
+                seed: int = BASE_SEED) -> Digest:
     """Review the papers (from the cache where it can) and return them in order.
 
     on_result(index, result, results so far) is called as each paper finishes (in whatever order
     they finish), e.g. for a progress bar or a partial digest; results not yet there are None.
     An error that stops the run (the server went away, Ctrl-C) propagates after the papers in
-    flight are finished and cached.
+    flight are finished and cached. `seed` picks another draw of the same model and prompt (bench
+    measures how much a figure moves between draws).
     """
-    reviewer = Reviewer(model, prompt, cache)
+    reviewer = Reviewer(model, prompt, cache, seed=seed)
     results: list[PaperResult | None] = [None] * len(papers)
     for index, result in reviewer.review_many(papers, parallel, on_start=on_start, on_token=on_token):
         results[index] = result
