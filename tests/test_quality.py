@@ -263,3 +263,16 @@ def test_keywords_get_the_fields_standard_chinese_term():
     # A term the glossary does not know is left as written.
     other = review(keywords=[{"en": "Retentive Networks", "zh": "RetNet"}, *({"en": e, "zh": z} for e, z in written[1:])])
     assert repair(other, paper).keywords[0].zh == "RetNet"
+
+
+def test_a_plain_mistranslation_is_put_right_in_the_prose_where_the_paper_uses_the_term():
+    from localdigest.review.checks import repair
+
+    # LMSYS-Chat-1M's "25 state-of-the-art LLMs", as Qwen 1.5B wrote it in 主要工作 and 亮点 every run
+    lmsys = "LMSYS-Chat-1M: A Large-Scale Real-World LLM Conversation Dataset\nIt holds conversations with 25 state-of-the-art LLMs."
+    written = review(main_work="本文介绍 LMSYS-Chat-1M，一个包含 100 万真实对话和 25 个最新状态机 LLM 的大规模数据集。" + MORE,
+                     highlights="数据来自 25 个最新状态机 LLM 的真实对话。")
+    fixed = repair(written, lmsys)
+    assert "25 个最先进的 LLM" in fixed.main_work and fixed.highlights == "数据来自 25 个最先进的 LLM 的真实对话。"
+    # Only where the paper says it: elsewhere the words are left as the model wrote them.
+    assert repair(written, PAPER).highlights == written.highlights

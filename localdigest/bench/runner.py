@@ -64,7 +64,8 @@ class Combination:
 
     @property
     def label(self) -> str:
-        return f"{self.prompt} / {self.model}" + ("" if self.seed == BASE_SEED else f" / seed {self.seed}")
+        seed = {BASE_SEED: "", "mean": " / mean of the seeds"}.get(self.seed, f" / seed {self.seed}")
+        return f"{self.prompt} / {self.model}{seed}"
 
 
 def run_bench(papers: list[Paper], prompts: list[PromptTemplate], models: list[ReviewModel],

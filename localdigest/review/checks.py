@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 
 from localdigest.review.schema import PROSE, SCORE_DIMENSIONS, SENTENCE_END, Keyword, Review
-from localdigest.review.terms import standard_terms
+from localdigest.review.terms import standard_prose, standard_terms
 
 CHECKS_VERSION = 5
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
@@ -155,11 +155,12 @@ def repair(review: Review, paper_text: str) -> Review:
     """What can be put right without asking again, applied to every review whatever its source
     (generated, cached, a server's): numbers back in the paper's spelling, sentences the grammar
     had to stop at their cap ended at their last clause instead of mid-word, a Chinese keyword left
-    half in English shown in English, each keyword's Chinese in the field's standard term
-    (terms.py), no claim to be the first that the paper does not make, and the paper's own name
+    half in English shown in English, each keyword's Chinese in the field's standard term and a
+    few plain mistranslations put right in the prose too (terms.py), no claim to be the first that the paper does not make, and the paper's own name
     among its keywords (`paper_text` starts with the title line)."""
     title, _, abstract = paper_text.partition("\n")
     fixed = _each_prose(fix_numbers(review, paper_text), end_at_clause)
+    fixed = _each_prose(fixed, lambda text, _shape: standard_prose(text, paper_text))
     return name_first(no_unsaid_first(standard_terms(untranslated_keywords(fixed)), paper_text), title, abstract)
 
 

@@ -70,6 +70,10 @@ _GLOSSARY = {
     "object detection": ("目标检测", ()),
 }
 GLOSSARY = {normalise_keyword(en): term for en, term in _GLOSSARY.items()}
+# Spellings that are wrong in any sentence, not just uneven: put right in 主要工作, 亮点 and the
+# reasons too, when the paper uses the English term ("最新状态机 LLM", "newest state machine LLM", was
+# LMSYS-Chat-1M's "state-of-the-art LLMs" in its 主要工作 and 亮点, every run).
+WRONG_IN_PROSE = ("state of the art", "skip connection", "binary classification")
 
 
 def standard_terms(review: Review) -> Review:
@@ -95,3 +99,15 @@ def _standard(keyword: Keyword) -> str:
             for variant in variants:
                 zh = zh.replace(variant, standard)
     return zh
+
+
+def standard_prose(text: str, paper_text: str) -> str:
+    """`text` with the WRONG_IN_PROSE terms' variant spellings put right, for those terms the paper
+    (its title and abstract, `paper_text`) uses."""
+    used = f" {normalise_keyword(paper_text)} "
+    for term in WRONG_IN_PROSE:
+        if f" {term} " in used:
+            standard, variants = GLOSSARY[term]
+            for variant in variants:
+                text = text.replace(variant, standard)
+    return text
