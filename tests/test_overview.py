@@ -26,6 +26,9 @@ DAY = [PaperResult(Paper(f"2309.{i}", title, "An abstract."), Review.from_dict({
     ("今天建议先读 DreamLLM。", ["提到了列表中没有的名字：DreamLLM"]),
     ("我们建议先读 LongLoRA。", ["用了第一人称"]),
     ("Today LongLoRA and MetaMath stand out for long context and math.", ["不是中文", "句子被截断"]),  # no 。
+    # As random weights wrote it: mostly CJK, so only the garbled characters give it away
+    ("虃\U0010b6b8嶪\ufffd\ufffdC。", ["有乱码"]),
+    ("今天建议先读 LongLoRA\ufffd。", ["有乱码"]),
 ])
 def test_an_overview_names_only_papers_of_the_day(text, expected):
     assert problems(text, DAY) == expected
@@ -44,7 +47,8 @@ def test_the_overview_opens_the_digest_escaped():
 
 
 def test_an_overview_that_fails_its_checks_is_left_out_with_a_warning(tiny_registry, tmp_path):
-    """The tiny model's random words are names no paper has: the run keeps the digest and says why."""
+    """The tiny model's random characters (garbled, or names no paper has): the run keeps the digest
+    and says why."""
     out = tmp_path / "d.json"
     result = CliRunner().invoke(main, ["run", "--feed", str(HF_FEED), "--limit", "2", "--date", "2023-09-22",
                                        "--overview", "--format", "json", "--out", str(out)])

@@ -2,7 +2,6 @@
 
 import re
 import statistics
-import unicodedata
 from collections import Counter
 
 from localdigest.bench.references import ReferenceReview

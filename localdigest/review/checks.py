@@ -156,8 +156,9 @@ def repair(review: Review, paper_text: str) -> Review:
     (generated, cached, a server's): numbers back in the paper's spelling, sentences the grammar
     had to stop at their cap ended at their last clause instead of mid-word, a Chinese keyword left
     half in English shown in English, each keyword's Chinese in the field's standard term and a
-    few plain mistranslations put right in the prose too (terms.py), no claim to be the first that the paper does not make, and the paper's own name
-    among its keywords (`paper_text` starts with the title line)."""
+    few plain mistranslations put right in the prose too (terms.py), no claim to be the first
+    that the paper does not make, and the paper's own name among its keywords (`paper_text`
+    starts with the title line)."""
     title, _, abstract = paper_text.partition("\n")
     fixed = _each_prose(fix_numbers(review, paper_text), end_at_clause)
     fixed = _each_prose(fixed, lambda text, _shape: standard_prose(text, paper_text))
