@@ -64,14 +64,15 @@ def bench(feeds, references, prompts, models, limit, seeds, out_dir, cache_dir, 
                            batch_size=batch_size, parallel=parallel, timeout=timeout, papers=len(papers))
                for m in (models or [None])]
     store = None if no_cache else open_cache(cache_dir)
+    seeds = tuple(dict.fromkeys(seeds)) or (BASE_SEED,)
     matched = sum(p.arxiv_id in reference_reviews for p in papers)
     say(f"{len(papers)} papers ({matched} with a reference; {len(left_out)} left out as the prompts' worked "
         f"examples) x {len(templates)} prompts x {len(engines)} models"
-        + (f" x {len(set(seeds))} seeds" if len(set(seeds)) > 1 else ""))
+        + (f" x {len(seeds)} seeds" if len(seeds) > 1 else ""))
     with stderr.status("benchmarking") as status:
         combinations = run_bench(papers, templates, engines, reference_reviews, store, parallel=parallel,
                                  progress=lambda message: status.update(escape(message)),
-                                 seeds=tuple(dict.fromkeys(seeds)) or (BASE_SEED,))
+                                 seeds=seeds)
 
     table = Table(title=f"localdigest bench: {len(papers)} papers, {matched} with a GPT-4 reference")
     table.add_column("metric")

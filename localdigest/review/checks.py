@@ -161,7 +161,8 @@ def repair(review: Review, paper_text: str) -> Review:
     starts with the title line)."""
     title, _, abstract = paper_text.partition("\n")
     fixed = _each_prose(fix_numbers(review, paper_text), end_at_clause)
-    fixed = _each_prose(fixed, lambda text, _shape: standard_prose(text, paper_text))
+    standard = standard_prose(paper_text)
+    fixed = _each_prose(fixed, lambda text, _shape: standard(text))
     return name_first(no_unsaid_first(standard_terms(untranslated_keywords(fixed)), paper_text), title, abstract)
 
 
@@ -356,6 +357,16 @@ def example_of(review: Review) -> Example:
     texts = (review.main_work, review.highlights, *(k.en for k in review.keywords), *(k.zh for k in review.keywords),
              *(score.reason for score in review.scores().values()))
     return Example(texts=texts, scores=tuple(getattr(review, name).score for name in SCORE_DIMENSIONS))
+
+
+# Characters no reader can read: U+FFFD (bytes that were not UTF-8: a character split between
+# tokens), private-use and unassigned code points. Random weights write them; so does a model whose
+# output was cut inside a character.
+GARBLED = {"Co", "Cn", "Cs"}
+
+
+def garbled(text: str) -> bool:
+    return any(char == "\ufffd" or unicodedata.category(char) in GARBLED for char in text)
 
 
 def is_loop(text: str, n: int = 4) -> bool:

@@ -75,11 +75,9 @@ def _visit(schema: dict, name: str, rules: dict[str, str]) -> str:
 
 def _prose(shape) -> str:
     """Up to `sentences` sentences of up to `sentence_chars` characters, each closed by a sentence mark."""
-    if shape.opening:  # the words it must start with, then the rest of that sentence
-        opening = f"{_literal(shape.opening)} sentence-char{{0,{shape.sentence_chars - 1 - len(shape.opening)}}} sentence-end"
-    else:
-        first = "cjk" if shape.chinese_start else "prose-first"
-        opening = f"{first} sentence-char{{0,{shape.sentence_chars - 2}}} sentence-end"
+    # the words it must start with, else a first character of the right kind; then the rest of that sentence
+    start = _literal(shape.opening) if shape.opening else "cjk" if shape.chinese_start else "prose-first"
+    opening = f"{start} sentence-char{{0,{shape.first_rest}}} sentence-end"
     more = f" (later-first sentence-char{{0,{shape.sentence_chars - 2}}} sentence-end){{0,{shape.sentences - 1}}}" \
         if shape.sentences > 1 else ""
     return f'"\\"" {opening}{more} "\\""'

@@ -11,7 +11,6 @@ on stderr) rather than with a wrong one. Overviews are cached by the reviews the
 import hashlib
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from localdigest.errors import PromptRejected, ReviewInvalid
@@ -26,10 +25,6 @@ OVERVIEW_VERSION = 1  # in the cache key: bump when the prompt, schema or checks
 # A name a reader would look up: a Latin word with a capital after its first letter or a digit
 # (LongLoRA, GPT-4, LLaMA2, DreamLLM, 3D), or an all-caps acronym of 3+ letters.
 NAME = re.compile(r"(?<![A-Za-z0-9\-])(?:[A-Za-z][a-z]*[A-Z0-9][A-Za-z0-9\-.]*[A-Za-z0-9]|[A-Z]{3,})(?![A-Za-z0-9])")
-# Characters no reader can read: U+FFFD (bytes that were not UTF-8: a character split between
-# tokens), private-use and unassigned code points. Random weights write them; so does a model whose
-# output was cut inside a character.
-GARBLED = {"Co", "Cn", "Cs"}
 MAX_PAPERS = 30  # in the prompt: enough for a day of Hugging Face papers, short enough for the context
 SYSTEM = """你是一名资深的人工智能研究员。下面是今天的论文速览列表（每篇：编号、简称、标题、推荐度、主要工作）。
 请写一段“今日速览”：2-4 句话，约 100-200 字。先概括今天论文的主要方向（例如长上下文、多模态、数学推理），
@@ -95,7 +90,7 @@ def problems(text: str, reviewed: list[PaperResult]) -> list[str]:
         found.append("不是中文")
     if checks.is_loop(text):
         found.append("在重复同样的内容")
-    if any(char == "\ufffd" or unicodedata.category(char) in GARBLED for char in text):
+    if checks.garbled(text):
         found.append("有乱码")
     if checks.cut_off(text, PROSE["overview"]):
         found.append("句子被截断")

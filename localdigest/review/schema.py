@@ -39,16 +39,19 @@ class ProseShape:
     opening: str = ""  # the words the first sentence starts with (a prompt's reason opening, below)
 
     @property
+    def first_rest(self) -> int:
+        """At most how many characters follow the first sentence's fixed start (its opening, else its
+        first character) before its closing mark: the pattern and the grammar (review.grammar) agree."""
+        return self.sentence_chars - 1 - (len(self.opening) or 1)
+
+    @property
     def pattern(self) -> str:
         body = f"[^{SENTENCE_END}\\n]"
-        if self.opening:
-            # A literal prefix: servers' JSON-schema converters force it, llm.forced appends it unsampled.
-            first = re.escape(self.opening) + f"{body}{{0,{self.sentence_chars - 1 - len(self.opening)}}}"
-        else:
-            first = ("[\\u4e00-\\u9fff]" if self.chinese_start else f"[^{SENTENCE_END}\\s]") \
-                + f"{body}{{0,{self.sentence_chars - 2}}}"
+        # An opening is a literal prefix: servers' JSON-schema converters force it, llm.forced appends it unsampled.
+        start = re.escape(self.opening) if self.opening else \
+            "[\\u4e00-\\u9fff]" if self.chinese_start else f"[^{SENTENCE_END}\\s]"
         more = f"([{LATER_SENTENCE_START}]{body}{{0,{self.sentence_chars - 2}}}[{SENTENCE_END}]){{0,{self.sentences - 1}}}"
-        return f"^{first}[{SENTENCE_END}]{more if self.sentences > 1 else ''}$"
+        return f"^{start}{body}{{0,{self.first_rest}}}[{SENTENCE_END}]{more if self.sentences > 1 else ''}$"
 
 
 # GPT-4's 主要工作 is 76-335 characters (median 188), 亮点 66-247 (median 142), a reason ~40-60.

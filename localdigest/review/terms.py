@@ -14,6 +14,7 @@ terms ("多模态大语言模型" for "Multimodal Large Language Models").
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import replace
 
 from localdigest.review.schema import Keyword, Review
@@ -101,13 +102,15 @@ def _standard(keyword: Keyword) -> str:
     return zh
 
 
-def standard_prose(text: str, paper_text: str) -> str:
-    """`text` with the WRONG_IN_PROSE terms' variant spellings put right, for those terms the paper
-    (its title and abstract, `paper_text`) uses."""
+def standard_prose(paper_text: str) -> Callable[[str], str]:
+    """A function putting right, in a text, the WRONG_IN_PROSE terms' variant spellings for those
+    terms the paper (its title and abstract, `paper_text`) uses; the paper is read once."""
     used = f" {normalise_keyword(paper_text)} "
-    for term in WRONG_IN_PROSE:
-        if f" {term} " in used:
-            standard, variants = GLOSSARY[term]
-            for variant in variants:
-                text = text.replace(variant, standard)
-    return text
+    fixes = [(variant, GLOSSARY[term][0]) for term in WRONG_IN_PROSE if f" {term} " in used
+             for variant in GLOSSARY[term][1]]
+
+    def fix(text: str) -> str:
+        for variant, standard in fixes:
+            text = text.replace(variant, standard)
+        return text
+    return fix
