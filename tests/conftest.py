@@ -11,7 +11,7 @@ import pytest
 from localdigest.testing.tiny_model import write_tiny_gguf
 
 FIXTURES = Path(__file__).parent / "fixtures"
-BENCH_DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"  # copied in: tests never read ../shared
+BENCH_DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"  # copied in: tests never read the workplace data outside the repo
 HF_FEED = FIXTURES / "hf_daily_papers_2023-09-22.json"
 
 
