@@ -157,6 +157,52 @@ def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_
     assert again.cached and again.flags == result.flags
 
 
+def review_answering_only(answer: dict, tiny_gguf, tmp_path):
+    """A review by a model whose grammar allows only `answer`: (its JSON, the `starts` of each
+    complete_many call, the result)."""
+    import json
+
+    text = json.dumps(answer, ensure_ascii=False)
+    stubborn = reviewer(tiny_gguf, tmp_path / "cache")
+    stubborn.answer_format = "root ::= " + json.dumps(text, ensure_ascii=False)
+    starts = []
+    complete_many = stubborn.model.complete_many
+    stubborn.model.complete_many = lambda *a, **kw: starts.append(kw["starts"]) or complete_many(*a, **kw)
+    return text, starts, stubborn.review(load_feeds([str(HF_FEED)]).papers[0])
+
+
+def test_asked_again_a_local_model_keeps_the_fields_before_the_problem(tiny_gguf, tmp_path):
+    """A first-person 亮点 is written anew, its 主要工作 is not: the answer asked again goes on from
+    the first answer's `"highlights": "`, so it costs only the rest (the grammar here allows one answer)."""
+    flawed = {"main_work": "本文提出一种用于长上下文微调的新方法，并在多个模型上验证。" + LONG_ENOUGH,
+              "highlights": "我们只需两行代码。",
+              "keywords": [{"en": f"Keyword {i}", "zh": f"关键词{i}"} for i in range(5)],
+              "scores": {k: {"reason": r, "score": 3} for k, r in
+                         zip(("practicality", "innovation", "recommendation"), ("好用。", "新颖。", "值得读。"))}}
+    answer, starts, result = review_answering_only(flawed, tiny_gguf, tmp_path)
+    kept = answer[:answer.index('"highlights": "') + len('"highlights": "')]
+    assert starts == [[""], [kept], [kept]]
+    assert result.flags == ("highlights is in the first person",) and result.cost["attempts"] == 3
+    # Each answer asked again wrote the 亮点 onwards only (the first paid for 主要工作's ~90 characters too)
+    first, rest = result.cost["completion_tokens"], result.cost["all_completion_tokens"] - result.cost["completion_tokens"]
+    assert rest < 1.6 * first, (first, rest)
+    assert result.cost["given_tokens"] == 0  # the kept answer is the first, written whole
+    assert result.cost["all_forced_tokens"] >= result.cost["forced_tokens"]  # (none here: a bare grammar has no skeleton)
+
+
+def test_a_copy_that_comes_back_after_keeping_the_first_fields_gets_a_last_answer_from_the_start(tiny_gguf, tmp_path):
+    copying = {"main_work": "本文提出一种用于长上下文微调的新方法，并在多个模型上验证。" + LONG_ENOUGH,
+               "highlights": "只需两行代码就能接入现有训练流程。",
+               "keywords": [{"en": f"Keyword {i}", "zh": f"关键词{i}"} for i in range(5)],
+               "scores": {"practicality": {"reason": "能拿来用的是两行代码的实现。", "score": 4},
+                          "innovation": {"reason": "与已有工作相比，新在移位短注意力。", "score": 4},
+                          "recommendation": {"reason": "推荐给做语音识别的研究者和要给音频配字幕的开发者。", "score": 4}}}
+    answer, starts, result = review_answering_only(copying, tiny_gguf, tmp_path)
+    kept = answer[:answer.index('"recommendation": {"reason": "') + len('"recommendation": {"reason": "推荐给')]
+    assert starts == [[""], [kept], [""]]  # the second keeps all but the copied reason; the last starts afresh
+    assert result.review is None and "copies the worked example" in result.error
+
+
 def test_a_flaw_a_new_answer_does_not_fix_is_flagged_without_asking_again(tiny_gguf, tmp_path):
     import json
 

@@ -43,10 +43,15 @@ def test_skeletons_exist_only_for_schemas_without_choices_between_values():
         Skeleton.from_schema({"type": "object", "properties": {"a": {"enum": ["x", "y"]}}})
 
 
-def test_fast_forward_on_the_real_decoder_keeps_answers_valid_and_saves_steps(tiny_gguf):
+def two_at_a_time(tiny_gguf):
+    """The tiny model decoding up to two papers together, and the review schema as its answer format."""
     spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=16384, generation={"max_tokens": 4096})
-    model = LocalModel(spec, tiny_gguf, batch_size=2)
-    answer = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA, avoid=NEVER_WRITE)
+    return LocalModel(spec, tiny_gguf, batch_size=2), AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA,
+                                                                   avoid=NEVER_WRITE)
+
+
+def test_fast_forward_on_the_real_decoder_keeps_answers_valid_and_saves_steps(tiny_gguf):
+    model, answer = two_at_a_time(tiny_gguf)
     conversations = [load_prompt().messages(Paper(f"2309.{i}", f"Paper {i}", "An abstract.")) for i in range(1)]
     fast = model.complete_many(conversations, answer, seed=3)
     model.fast_forward = False
@@ -117,3 +122,44 @@ def test_reason_openings_are_written_by_the_grammar_not_sampled(tiny_gguf):
         review = Review.from_json(completion.text)
         assert all(score.reason.startswith(openings[name]) for name, score in review.scores().items())
     assert fast.forced_tokens > plain_forced
+
+
+def test_where_a_field_starts_in_an_answer():
+    """A review asked again keeps its answer up to the first field with a problem (review.pipeline)."""
+    assert SKELETON.paths[:3] == ("main_work", "highlights", "keywords.0.en")
+    assert SKELETON.paths[-2:] == ("scores.recommendation.reason", "scores.recommendation.score")
+    assert SKELETON.start_of(FULL, "highlights") == FULL[:FULL.index('"highlights": "') + len('"highlights": "')]
+    keywords = SKELETON.start_of(FULL, "keywords")
+    assert keywords.endswith('"keywords": [{"en": "') and FULL.startswith(keywords)
+    innovation = SKELETON.start_of(FULL, "scores.innovation")
+    assert innovation.endswith('"innovation": {"reason": "') and '"practicality": {"reason"' in innovation
+    assert SKELETON.start_of(FULL, "scores") == FULL[:FULL.index('"practicality": {"reason": "') + 28]
+    # The answer's first field, the whole answer, a field it does not have: nothing to keep
+    assert SKELETON.start_of(FULL, "main_work") is None and SKELETON.start_of(FULL, "") is None
+    assert SKELETON.start_of(FULL, "title") is None
+    assert SKELETON.start_of('{"main_work" : "本文。", "highlights": "', "keywords") is None  # not the skeleton's text
+    assert SKELETON.start_of(FULL[:40], "keywords") is None  # the answer ends before it
+    # With the prompt's reason openings, they are part of what is kept
+    prompt = load_prompt()
+    opened = FULL
+    for name, opening in prompt.openings:
+        opened = opened.replace(f'"{name}": {{"reason": "', f'"{name}": {{"reason": "{opening}')
+    kept = Skeleton.from_schema(prompt.schema()).start_of(opened, "scores.recommendation")
+    assert kept.endswith('"recommendation": {"reason": "推荐给') and opened.startswith(kept)
+
+
+def test_an_answer_goes_on_from_a_given_start_on_the_real_decoder(tiny_gguf):
+    model, answer = two_at_a_time(tiny_gguf)
+    conversations = [load_prompt().messages(Paper(f"2309.{i}", f"Paper {i}", "An abstract.")) for i in range(2)]
+    first = model.complete_many(conversations, answer, seed=3)
+    start = SKELETON.start_of(FULL, "scores")  # an earlier answer's 主要工作, 亮点 and keywords
+    again = model.complete_many(conversations, answer, seed=3, starts=[start, ""])
+    assert again[0].text.startswith(start) and again[0].text != FULL
+    kept = Review.from_json(again[0].text)  # the grammar took the start and went on from there
+    assert kept.main_work == "本文提出了 LongLoRA。" and kept.keywords == Review.from_json(FULL).keywords
+    assert again[0].completion_tokens < first[0].completion_tokens / 2, (again[0], first[0])  # only the scores
+    other = again[1].text  # the other paper's answer is its own, written from its beginning
+    assert not other.startswith(start[:20]) and Review.from_json(other) and again[1].completion_tokens > 100
+    # A start the grammar refuses is dropped whole: the answer is written from its beginning
+    refused = model.complete_many(conversations[:1], answer, seed=4, starts=['{"title": "'])[0]
+    assert refused.text.startswith('{"main_work": "') and Review.from_json(refused.text)

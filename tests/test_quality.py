@@ -42,6 +42,7 @@ def test_a_sentence_from_the_worked_example_is_caught_in_any_field():
     scores = {**valid_dict()["scores"], "recommendation": {"score": 4, "reason": example_reason}}
     (found,) = [p for p in problems(review(scores=scores), default_examples(), PAPER) if "worked example" in p.text]
     assert found.severe and "照抄" in found.feedback
+    assert found.field == "scores.recommendation"  # asked again, the answer is kept up to that reason
 
 
 def test_one_english_term_an_example_also_uses_is_not_a_copy_but_an_english_sentence_is():
@@ -85,7 +86,14 @@ def test_problems_a_reader_would_see_are_named_and_mild(changes, expected):
     # Only what a new answer has been seen to fix is asked again; the rest is a flag for the reader.
     assert found[0].ask_again == (expected in ("main_work is in the first person", "not written in Chinese: highlights",
                                                "main_work says one sentence twice", "writes 7B as 7 亿 (7B is 70 亿)",
-                                               "main_work is too short (34 characters)"))
+                                               "main_work is too short (34 characters)",
+                                               "the practicality reason repeats 主要工作/亮点"))
+    # Where it starts: asked again, a local model keeps the answer before that field (review.pipeline)
+    fields = {"not written in Chinese: highlights": "highlights", "highlights is cut off": "highlights",
+              "highlights repeat 主要工作": "highlights", "the practicality reason repeats 主要工作/亮点": "scores.practicality",
+              "duplicate keywords": "keywords", "two score reasons are identical": "scores",
+              "exactly the worked example's": "scores"}
+    assert found[0].field == fields.get(expected, "main_work")
 
 
 @pytest.mark.parametrize("main_work", [
@@ -106,6 +114,8 @@ def test_right_numbers_and_distinct_sentences_are_not_problems(main_work):
 def test_answers_that_say_nothing_are_severe(changes, expected):
     found = [p for p in problems(review(**changes), [], PAPER) if expected in p.text]
     assert found and found[0].severe
+    assert found[0].field == {"highlights repeats itself": "highlights", "all five keywords are the same": "keywords",
+                              "every score is 0": ""}[expected]
 
 
 def test_first_person_check_leaves_self_words_alone():

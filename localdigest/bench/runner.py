@@ -44,9 +44,10 @@ COLUMNS = {
     "duplicate_keywords": "duplicate keywords within a review",
     "prompt_tokens": "prompt tokens per paper",
     "evaluated_prompt_tokens": "prompt tokens evaluated (after prefix reuse)",
-    "completion_tokens": "generated tokens per paper",
-    "sampled_tokens": "of them sampled (the rest forced by the schema, no decoding step)",
+    "completion_tokens": "tokens per paper, kept answer",
+    "sampled_tokens": "of them sampled (the rest forced by the schema or kept from an earlier answer)",
     "all_completion_tokens": "generated tokens per paper, answers asked again included",
+    "all_sampled_tokens": "of them sampled: decoding steps per paper, answers asked again included",
     "prompt_eval_tok_s": "prompt evaluation tokens/s",
     "generation_tok_s": "generation tokens/s",
     "seconds_per_paper": "wall seconds per paper (generation, answers asked again included)",
@@ -134,9 +135,15 @@ def _score(results, prompt: PromptTemplate, references: dict[str, ReferenceRevie
     values.update(_reader_checks(reviewed, prompt))
     costs = [r.cost for r in reviewed if r.cost]
     if costs:
-        for key in ("prompt_tokens", "evaluated_prompt_tokens", "completion_tokens"):
+        for key in ("prompt_tokens", "evaluated_prompt_tokens"):
             values[key] = statistics.mean(c.get(key, 0) for c in costs)
+        # A kept answer that went on from an earlier one (asked again, its first fields kept) is as
+        # long as both parts; only what it wrote itself was sampled.
+        values["completion_tokens"] = statistics.mean(c["completion_tokens"] + c.get("given_tokens", 0) for c in costs)
         values["sampled_tokens"] = statistics.mean(c["completion_tokens"] - c.get("forced_tokens", 0) for c in costs)
+        values["all_sampled_tokens"] = statistics.mean(
+            c.get("all_completion_tokens", c["completion_tokens"]) - c.get("all_forced_tokens", c.get("forced_tokens", 0))
+            for c in costs)
         prompt_seconds = sum(c.get("prompt_seconds", 0) for c in costs)
         generation_seconds = sum(c["seconds"] - c.get("prompt_seconds", 0) for c in costs)
         values["prompt_eval_tok_s"] = sum(c.get("evaluated_prompt_tokens", 0) for c in costs) / prompt_seconds \

@@ -61,6 +61,7 @@ class Completion:
     evaluated_prompt_tokens: int = 0  # after prefix reuse: what llama.cpp really had to evaluate
     prompt_seconds: float = 0.0
     forced_tokens: int = 0  # of completion_tokens, appended without sampling (llm.forced)
+    given_tokens: int = 0  # the answer's beginning, taken from an earlier answer (complete_many's starts): not counted above
     drafted_tokens: int = 0  # prompt-lookup guesses decoded to be checked (llm.batch)
     accepted_tokens: int = 0  # of them, the ones sampling then picked: tokens that cost no step of their own
 
@@ -89,8 +90,11 @@ class ReviewModel(Protocol):
         """One answer to a chat, constrained to answer_format when given."""
 
     def complete_many(self, conversations: list[list[dict]], answer_format: AnswerFormat, seed: int,
-                      on_token: OnToken = None) -> list[Completion]:
-        """Answers to several chats (decoded together where the backend can)."""
+                      on_token: OnToken = None, starts: list[str] | None = None) -> list[Completion]:
+        """Answers to several chats (decoded together where the backend can). `starts`: per chat, the
+        beginning of an earlier answer to go on from (a review asked again keeps its good fields), or
+        "". A backend that cannot go on from one answers from the beginning; either way each
+        completion's text is a whole answer."""
 
 
 def as_format(answer_format: "AnswerFormat | str | None") -> AnswerFormat | None:

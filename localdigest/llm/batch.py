@@ -36,6 +36,7 @@ class _Sequence:
         self.drafts: list[int] = []  # guessed continuation, decoded with the last step, not yet accepted
         self.drafts_at = 0  # position of drafts[0]
         self.drafted = self.accepted = 0  # draft tokens decoded / accepted (prompt lookup)
+        self.given = 0  # of tokens, the answer's given beginning (BatchDecoder._begin_with)
         self.done = False
 
 
@@ -96,15 +97,21 @@ class BatchDecoder:
 
     def complete(self, prompts: list[tuple[list[int], tuple[str, ...], int]], grammar: str, seed: int,
                  settings, on_token: Callable[[], None] | None = None, banned=None,
-                 skeleton: Skeleton | None = None) -> list[Completion]:
+                 skeleton: Skeleton | None = None, starts: list[str] | None = None) -> list[Completion]:
         """One completion per (prompt tokens, stop strings, answer token limit), decoded together.
-        With the answer's skeleton, what it forces is appended in the same step (llm.forced)."""
+        With the answer's skeleton, what it forces is appended in the same step (llm.forced). A
+        prompt's `starts` entry, when given, is the beginning of its answer, taken as written (see
+        _begin_with): the completion's text includes it, its token counts do not."""
         if not 0 < len(prompts) <= self.size:
             raise ValueError(f"between 1 and {self.size} prompts at once")
         started = time.perf_counter()
         sequences = [_Sequence(i, tokens, stops, GrammarFirstSampler.for_settings(self._llama, grammar, seed, settings, banned),
                                max_tokens)
                      for i, (tokens, stops, max_tokens) in enumerate(prompts)]
+        for sequence, start in zip(sequences, starts or ()):
+            if start:
+                self._begin_with(sequence, start, lambda: GrammarFirstSampler.for_settings(
+                    self._llama, grammar, seed, settings, banned))
         shared = _shared_prefix(sequences)
         self._context_for(shared + sum(len(s.tokens) - shared + s.max_tokens + self.lookahead for s in sequences))
         try:
@@ -118,10 +125,25 @@ class BatchDecoder:
         # Each paper gets an equal share of the batch's time, so summed seconds are wall time.
         share = (time.perf_counter() - started) / len(sequences)
         return [Completion(text=_cut_at_stop(bytes(s.text), s.stops).decode("utf-8", errors="replace"),
-                           prompt_tokens=len(s.tokens), completion_tokens=len(s.generated), seconds=share,
+                           prompt_tokens=len(s.tokens) - s.given, completion_tokens=len(s.generated), seconds=share,
                            evaluated_prompt_tokens=evaluated[s.index], prompt_seconds=prompt_seconds / len(sequences),
-                           forced_tokens=s.forced, drafted_tokens=s.drafted, accepted_tokens=s.accepted)
+                           forced_tokens=s.forced, drafted_tokens=s.drafted, accepted_tokens=s.accepted,
+                           given_tokens=s.given)
                 for s in sequences]
+
+    def _begin_with(self, s: _Sequence, start: str, new_sampler: Callable[[], GrammarFirstSampler]) -> None:
+        """Make `start` the beginning of s's answer: its tokens join the prompt (evaluated with it, at
+        prompt speed) and pass through the grammar first, so sampling goes on from there. A start the
+        grammar refuses (tokenized on its own, text can split where the grammar does not expect) is
+        dropped whole: the answer is then written from its beginning."""
+        tokens = self._llama.tokenize(start.encode("utf-8"), add_bos=False, special=False)
+        if all(s.sampler.force(token) for token in tokens):
+            s.tokens = s.tokens + tokens
+            s.text += start.encode("utf-8")
+            s.given = len(tokens)
+        else:
+            s.sampler.close()
+            s.sampler = new_sampler()
 
     def _evaluate_prompts(self, sequences: list[_Sequence], shared: int) -> list[int]:
         """The shared prefix once into sequence 0 (reusing what it already holds), then each paper's rest."""

@@ -23,12 +23,38 @@ SCORE = re.compile(r"-?\d+(\.\d+)?")
 @dataclass(frozen=True)
 class Skeleton:
     parts: tuple[str, ...]  # literal, free kind, literal, free kind, …, literal
+    paths: tuple[str, ...] = ()  # where each free value sits: "main_work", "keywords.0.en", "scores.innovation.score"
 
     @classmethod
     def from_schema(cls, schema: dict) -> "Skeleton":
         parts: list[str] = [""]
-        _walk(schema, parts)
-        return cls(tuple(parts))
+        paths: list[str] = []
+        _walk(schema, parts, paths, "")
+        return cls(tuple(parts), tuple(paths))
+
+    def position(self, field: str) -> int:
+        """The index of `field`'s first free value ("scores" -> the practicality reason's); 0, the
+        answer's start, for "" or a field the schema does not have."""
+        return next((i for i, path in enumerate(self.paths) if field and (path == field or path.startswith(field + "."))), 0)
+
+    def start_of(self, text: str, field: str) -> str | None:
+        """`text` (a whole answer) up to where `field`'s first free value begins, with the literal
+        before it ('{"main_work": "…", "highlights": "'): an answer to go on from with that field
+        written anew. None when the text does not follow the skeleton or the field is its first value."""
+        first = self.position(field)
+        if not first:
+            return None
+        pos = 0
+        for index, part in enumerate(self.parts[:2 * first + 1]):
+            if index % 2 == 0:
+                matched, pos = _match_literal(part, text, pos)
+                if matched != len(part):
+                    return None
+            else:
+                pos = _string_end(text, pos) if part == STRING else _number_end(text, pos)
+                if pos is None:
+                    return None
+        return text[:pos]
 
     def forced(self, text: str) -> str:
         """What must follow `text` (an answer so far) before the model has a choice again; "" when it
@@ -41,43 +67,43 @@ class Skeleton:
                     return ""
                 if pos == len(text):
                     return part[matched:].replace(OPTIONAL_SPACE, " ")
-            elif part == STRING:
-                end = _string_end(text, pos)
-                if end is None:
+            else:
+                end = _string_end(text, pos) if part == STRING else _number_end(text, pos)
+                if end is None or end == len(text):  # a number at the end: "4" may still become "4.5"
                     return ""
                 pos = end
-            else:
-                number = SCORE.match(text, pos)
-                if number is None or number.end() == len(text):  # "4" may still become "4.5"
-                    return ""
-                pos = number.end()
         return ""
 
 
-def _walk(schema: dict, parts: list[str]) -> None:
+def _walk(schema: dict, parts: list[str], paths: list[str], path: str) -> None:
     def literal(text: str) -> None:
         parts[-1] += text
+
+    def inside(key) -> str:
+        return f"{path}.{key}" if path else str(key)
 
     if "enum" in schema:
         values = schema["enum"]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             raise ValueError("only numeric enums have a skeleton")
         parts.extend([NUMBER, ""])
+        paths.append(path)
     elif schema.get("type") == "string":
         literal('"' + literal_prefix(schema.get("pattern", "")))
         parts.extend([STRING, '"'])
+        paths.append(path)
     elif schema.get("type") == "object":
         literal("{")
         for i, (key, sub) in enumerate(schema["properties"].items()):
             literal(("," + OPTIONAL_SPACE if i else "") + json.dumps(key) + ":" + OPTIONAL_SPACE)
-            _walk(sub, parts)
+            _walk(sub, parts, paths, inside(key))
         literal("}")
     elif schema.get("type") == "array":
         literal("[")
         for i in range(schema["minItems"]):
             if i:
                 literal("," + OPTIONAL_SPACE)
-            _walk(schema["items"], parts)
+            _walk(schema["items"], parts, paths, inside(i))
         literal("]")
     else:
         raise ValueError(f"no skeleton for {schema}")
@@ -122,6 +148,11 @@ def _match_literal(literal: str, text: str, pos: int) -> tuple[int | None, int]:
         else:
             return None, pos
     return i, pos
+
+
+def _number_end(text: str, pos: int) -> int | None:
+    number = SCORE.match(text, pos)
+    return number.end() if number else None
 
 
 def _string_end(text: str, pos: int) -> int | None:

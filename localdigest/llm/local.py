@@ -123,8 +123,9 @@ class LocalModel:
         )
 
     def complete_many(self, conversations: list[list[dict]], answer_format: AnswerFormat | str, seed: int,
-                      on_token: Callable[[], None] | None = None) -> list[Completion]:
-        """Up to batch_size answers decoded together (localdigest.llm.batch), all grammar-constrained."""
+                      on_token: Callable[[], None] | None = None, starts: list[str] | None = None) -> list[Completion]:
+        """Up to batch_size answers decoded together (localdigest.llm.batch), all grammar-constrained;
+        each goes on from its `starts` entry where one is given (ReviewModel.complete_many)."""
         llama = self._load()
         if self._batch_decoder is not None and self._batch_decoder.size != self.batch_size:
             self._batch_decoder.close()  # batch_size changed since (benchmarks compare sizes on one model)
@@ -141,7 +142,7 @@ class LocalModel:
             prompts.append((tokens, prompt.stop, self._answer_limit(tokens)))
         answer_format = as_format(answer_format)
         return self._batch_decoder.complete(prompts, answer_format.gbnf, seed, self.generation, on_token,
-                                            self._banned(answer_format), self._skeleton(answer_format))
+                                            self._banned(answer_format), self._skeleton(answer_format), starts)
 
     def _skeleton(self, answer_format: AnswerFormat):
         if not self.fast_forward or answer_format.json_schema is None:

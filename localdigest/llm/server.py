@@ -139,8 +139,10 @@ class ServerModel:
                           seconds=time.perf_counter() - started)
 
     def complete_many(self, conversations: list[list[dict]], answer_format: AnswerFormat | str, seed: int,
-                      on_token: Callable[[], None] | None = None) -> list[Completion]:
-        """One request after another: overlapping requests is what --parallel (threads) is for."""
+                      on_token: Callable[[], None] | None = None, starts: list[str] | None = None) -> list[Completion]:
+        """One request after another: overlapping requests is what --parallel (threads) is for. `starts`
+        are not used: a server's grammar or JSON schema begins at the answer's start, so it cannot
+        go on from the middle of one; it writes whole answers."""
         return [self.complete(messages, answer_format, seed, on_token) for messages in conversations]
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from localdigest.errors import PromptRejected, ReviewInvalid, option
 from localdigest.llm.base import AnswerFormat, ReviewModel
+from localdigest.llm.forced import Skeleton
 from localdigest.review import checks as quality
 from localdigest.review.cache import ReviewCache, review_key
 from localdigest.review.grammar import schema_to_gbnf
@@ -57,6 +58,7 @@ class Reviewer:
         schema = prompt.schema()
         self.answer_format = AnswerFormat(schema_to_gbnf(schema), schema, avoid=quality.NEVER_WRITE,
                                           no_repeat=quality.NO_REPEAT)
+        self.skeleton = Skeleton.from_schema(schema)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
         self._model_identity = model.identity()
@@ -140,23 +142,27 @@ class Reviewer:
         errors: dict[int, str] = {}
         results: dict[int, PaperResult] = {}
         spent = {i: Counter() for i in range(len(papers))}  # all answers: tokens, seconds, how many (cost keys)
+        starts = [""] * len(papers)  # asked again: the last answer up to its first field with a problem
         pending = list(range(len(papers)))
         for attempt in range(self.attempts):
             if not pending:
                 break
             retry = []
-            for i, completion in zip(pending, self._complete([conversations[i] for i in pending], attempt, on_token)):
+            completions = self._complete([conversations[i] for i in pending], attempt, on_token, [starts[i] for i in pending])
+            for i, completion in zip(pending, completions):
                 if isinstance(completion, PromptRejected):  # asking again will not help
                     errors[i] = completion.one_line()
                     continue
                 self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
                 spent[i].update(all_completion_tokens=completion.completion_tokens, all_seconds=completion.seconds,
+                                all_forced_tokens=completion.forced_tokens,
                                 attempts=1)
                 try:
                     review = quality.repair(Review.from_json(completion.text), _paper_text(papers[i]))
                 except ReviewInvalid as exc:
                     errors[i] = f"model output failed validation {attempt + 1} times: {exc.message}"
                     conversations[i] = fitted[i][0]  # nothing to point at: the same prompt, another seed
+                    starts[i] = ""
                     retry.append(i)
                     continue
                 found = self.check(papers[i], review)
@@ -167,6 +173,10 @@ class Reviewer:
                 if i not in best or _badness(found) < _badness(best[i][1]):
                     best[i] = (review, found, completion, attempt)
                 conversations[i] = self._with_feedback(fitted[i][0], found)
+                # The last answer starts afresh while every answer so far was unusable: kept fields
+                # led ALMA's reviews (seed 42) into the same copied example reason three times.
+                last_chance = attempt + 2 == self.attempts and any(problem.severe for problem in best[i][1])
+                starts[i] = "" if last_chance else self._restart(completion.text, found)
                 retry.append(i)
             pending = retry
         for i in range(len(papers)):
@@ -183,19 +193,30 @@ class Reviewer:
             results[i] = PaperResult(papers[i], None, error=error)
         return [results[i] for i in range(len(papers))]
 
-    def _complete(self, conversations: list[list[dict]], attempt: int, on_token) -> list:
-        """One completion per conversation; a prompt the backend rejects is its PromptRejected instead."""
+    def _complete(self, conversations: list[list[dict]], attempt: int, on_token, starts: list[str]) -> list:
+        """One completion per conversation (going on from its start, where the backend can); a prompt
+        the backend rejects is its PromptRejected instead."""
         seed = self.seed + attempt
         # A local model decodes even one paper through complete_many: it fast-forwards what the
         # schema forces (llm.forced), which complete() cannot, and it keeps a character split
         # across tokens whole (llama-cpp-python's create_completion drops bytes that are not
         # UTF-8 yet, which left a keyword empty).
         if len(conversations) > 1 or self.model.url is None:
-            return self.model.complete_many(conversations, self.answer_format, seed=seed, on_token=on_token)
+            return self.model.complete_many(conversations, self.answer_format, seed=seed, on_token=on_token,
+                                            starts=starts)
         try:
             return [self.model.complete(conversations[0], self.answer_format, seed=seed, on_token=on_token)]
         except PromptRejected as exc:
             return [exc]
+
+    def _restart(self, text: str, found: list[quality.Problem]) -> str:
+        """Where the answer asked again starts: this answer up to the first field with a problem worth
+        asking again about, so what came before it is kept as written and only the rest is written
+        anew ("" when that is the whole answer). Why: asked again from the start, Stabilizing RLHF's
+        review lost a good 主要工作 to a copied innovation reason, and the new 主要工作 was worse."""
+        fields = [problem.field for problem in found if problem.ask_again]
+        first = min(fields, key=self.skeleton.position, default="")
+        return self.skeleton.start_of(text, first) or ""
 
     def _with_feedback(self, messages: list[dict], found: list[quality.Problem]) -> list[dict]:
         """The paper's question asked again with what was wrong last time appended to it.
@@ -211,7 +232,8 @@ class Reviewer:
         review asked again took two or three times the kept answer's seconds. `kept`: the kept
         answer's attempt (from 0) when it was not the last."""
         cost = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-                "forced_tokens": completion.forced_tokens, "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
+                "forced_tokens": completion.forced_tokens, "given_tokens": completion.given_tokens,
+                "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
                 "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds, **spent}
         if kept is not None and kept + 1 != spent["attempts"]:
             cost["kept_attempt"] = kept + 1
