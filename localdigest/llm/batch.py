@@ -105,13 +105,15 @@ class BatchDecoder:
         if not 0 < len(prompts) <= self.size:
             raise ValueError(f"between 1 and {self.size} prompts at once")
         started = time.perf_counter()
-        sequences = [_Sequence(i, tokens, stops, GrammarFirstSampler.for_settings(self._llama, grammar, seed, settings, banned),
-                               max_tokens)
+
+        def new_sampler() -> GrammarFirstSampler:
+            return GrammarFirstSampler.for_settings(self._llama, grammar, seed, settings, banned)
+
+        sequences = [_Sequence(i, tokens, stops, new_sampler(), max_tokens)
                      for i, (tokens, stops, max_tokens) in enumerate(prompts)]
         for sequence, start in zip(sequences, starts or ()):
             if start:
-                self._begin_with(sequence, start, lambda: GrammarFirstSampler.for_settings(
-                    self._llama, grammar, seed, settings, banned))
+                self._begin_with(sequence, start, new_sampler)
         shared = _shared_prefix(sequences)
         self._context_for(shared + sum(len(s.tokens) - shared + s.max_tokens + self.lookahead for s in sequences))
         try:

@@ -102,8 +102,9 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         found.append(Problem(f"main_work is too short ({len(review.main_work)} characters)",
                              "主要工作太短，只说了论文做什么。请用 2-3 句话写清本文研究的问题、提出的方法和得到的结果，约 120-200 字。",
                              field="main_work"))
+    wrong_numbers = _wrong_numbers(paper_text)
     for name, text in prose.items():  # the first field with a misread number: the rest were written after it
-        misread = _numbers_misread(paper_text, text)
+        misread = _numbers_misread(wrong_numbers, text)
         if misread:
             value, unit, back, right = misread
             found.append(Problem(f"writes {back} as {value} {unit} ({back} is {right} {unit})",
@@ -333,9 +334,11 @@ def _wrong_numbers(paper_text: str) -> list[tuple[str, str, str, str]]:
     return wrong
 
 
-def _numbers_misread(paper_text: str, review_text: str) -> tuple[str, str, str, str] | None:
-    """A number the paper gives in billions or millions that the review writes at the wrong scale."""
-    for value, unit, back, right in _wrong_numbers(paper_text):
+def _numbers_misread(wrong_numbers: list[tuple[str, str, str, str]],
+                     review_text: str) -> tuple[str, str, str, str] | None:
+    """A number the paper gives in billions or millions (_wrong_numbers of the paper) that the review
+    writes at the wrong scale."""
+    for value, unit, back, right in wrong_numbers:
         if re.search(_written(value, unit), review_text):
             return value, unit, back, right
     return None
@@ -373,9 +376,15 @@ def cut_off(text: str, shape) -> bool:
 
 
 def example_of(review: Review) -> Example:
-    texts = (review.main_work, review.highlights, *(k.en for k in review.keywords), *(k.zh for k in review.keywords),
-             *(score.reason for score in review.scores().values()))
-    return Example(texts=texts, scores=tuple(getattr(review, name).score for name in SCORE_DIMENSIONS))
+    return Example(texts=tuple(text for _field, text in _texts(review)),
+                   scores=tuple(getattr(review, name).score for name in SCORE_DIMENSIONS))
+
+
+def _texts(review: Review) -> list[tuple[str, str]]:
+    """Every string of the answer, in the answer's order, with its Problem.field."""
+    return [*((name, getattr(review, name)) for name in PROSE_FIELDS),
+            *(("keywords", k.en) for k in review.keywords), *(("keywords", k.zh) for k in review.keywords),
+            *((f"scores.{name}", score.reason) for name, score in review.scores().items())]
 
 
 # Characters no reader can read: U+FFFD (bytes that were not UTF-8: a character split between
@@ -416,8 +425,7 @@ def _copied_from_examples(review: Review, examples: list[Example], paper_text: s
         return None
     pool = "\n".join(_norm(text) for example in examples for text in example.texts)
     paper = _norm(paper_text)
-    fields = [*PROSE_FIELDS, *(["keywords"] * 2 * len(review.keywords)), *(f"scores.{name}" for name in review.scores())]
-    for text, where in zip(example_of(review).texts, fields):
+    for where, text in _texts(review):
         compact = _norm(text)
         weights = [1.0 if CJK.match(char) else 0.5 for char in compact]
         end, weight = 0, 0.0
