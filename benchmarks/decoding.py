@@ -1,6 +1,8 @@
 """Ways of decoding a review, against each other: every token sampled one step each ("sampled"),
 schema-forced tokens appended without a step ("fast-forward", localdigest.llm.forced), and on top
-of that prompt-lookup drafts checked in the same decode ("lookahead", localdigest.llm.batch).
+of that prompt-lookup drafts checked in the same decode ("lookahead", localdigest.llm.batch), or
+no lower-case English word begun in the Chinese fields ("no-english", what reviews use:
+llm.sampling.LatinWords; the other modes allow them, to show what the bans cost).
 
     python benchmarks/decoding.py                       # default model, 4 papers of 2023-09-22, all modes
     python benchmarks/decoding.py --papers 8 --batch-size 1 --modes fast-forward lookahead --lookahead 4
@@ -16,6 +18,7 @@ the fast-forward ones except where llama.cpp's batched kernels round differently
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +27,9 @@ sys.path.insert(0, str(ROOT))
 from localdigest.llm.base import AnswerFormat  # noqa: E402
 from localdigest.llm.choose import open_model  # noqa: E402
 from localdigest.llm.registry import load_registry  # noqa: E402
-from localdigest.review.checks import NEVER_WRITE  # noqa: E402
+from localdigest.review.checks import CHINESE_KEYS, NEVER_WRITE, english_words  # noqa: E402
 from localdigest.review.grammar import schema_to_gbnf  # noqa: E402
+from localdigest.review.pipeline import paper_text  # noqa: E402
 from localdigest.review.prompts import load_prompt  # noqa: E402
 from localdigest.review.schema import Review  # noqa: E402
 from localdigest.sources.feeds import load_feeds  # noqa: E402
@@ -33,7 +37,9 @@ from localdigest.sources.feeds import load_feeds  # noqa: E402
 FEED = ROOT / "benchmarks" / "data" / "papers" / "2023-09-22.json"
 
 
-MODES = {"sampled": (False, False), "fast-forward": (True, False), "lookahead": (True, True)}
+# mode -> (fast-forward, lookahead drafts, no English words in the Chinese fields)
+MODES = {"sampled": (False, False, False), "fast-forward": (True, False, False), "lookahead": (True, True, False),
+         "no-english": (True, False, True)}
 
 
 def main() -> None:
@@ -60,11 +66,14 @@ def main() -> None:
         order = args.modes[repeat % len(args.modes):] + args.modes[:repeat % len(args.modes)]
         for batch in batches:
             for mode in order:
-                fast_forward, lookahead = MODES[mode]
+                fast_forward, lookahead, chinese = MODES[mode]
                 model.fast_forward = fast_forward
                 model.lookahead = args.lookahead if lookahead else 0
                 started = time.perf_counter()
-                completions = model.complete_many([prompt.messages(p) for p in batch], answer, seed=42 + repeat)
+                form = replace(answer, chinese_keys=CHINESE_KEYS,
+                               english_words=english_words("\n".join(map(paper_text, batch)))) \
+                    if chinese else answer
+                completions = model.complete_many([prompt.messages(p) for p in batch], form, seed=42 + repeat)
                 seconds = time.perf_counter() - started - sum(c.prompt_seconds for c in completions)
                 total = totals[mode]
                 total["tokens"] += sum(c.completion_tokens for c in completions)

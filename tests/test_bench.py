@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from conftest import BENCH_DATA
 from localdigest.cli import main
-from localdigest.bench.metrics import chrf, cjk_share, copy_rate, reference_free, set_f1
+from localdigest.bench.metrics import chrf, cjk_share, copy_rate, reference_free, set_f1, untranslated_words
 from localdigest.bench.references import load_references, parse_reference
 from localdigest.review.schema import Review
 from test_reviews import valid_dict
@@ -71,6 +71,15 @@ def test_cjk_share_and_copy_rate():
     assert cjk_share("本文 LoRA") == pytest.approx(2 / 6)
     assert copy_rate("abcdefghij", ["xxabcdefghijxx"]) == 1.0
     assert copy_rate("abcdefghij", ["nothing alike"]) == 0.0
+
+
+def test_untranslated_words_leave_out_names_and_kept_words():
+    # As Qwen 1.5B wrote OpenBA's and CoVe's reviews before the decoder kept English words out.
+    paper = "OpenBA: An Open-sourced 15B Bilingual Asymmetric seq2seq Model\nSee huggingface.co/openBA."
+    review = Review.from_dict({**valid_dict(), "main_work": "本文训练 seq2seq 模型 OpenBA，用 380B tokens，生成虚假但 plausible信息，"
+                                                            "见 huggingface.co/openBA 与 GitHub。" + "补充说明。" * 20,
+                               "highlights": "它减少 hallucinations，即 Q-functions 的 2.8x 提升，超过零-shot。"})
+    assert untranslated_words(review, paper) == ["plausible", "hallucinations", "shot"]
 
 
 def test_reference_free_flags_identical_scores_and_duplicates():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from localdigest.review.checks import Example, cut_off, example_of, is_loop, problems
+from localdigest.review.checks import Example, cut_off, english_words, example_of, is_loop, problems
 from localdigest.review.prompts import load_prompt
 from localdigest.review.schema import PROSE, Review
 from test_reviews import valid_dict
@@ -207,6 +207,14 @@ def test_the_papers_name_becomes_the_first_keyword_when_the_model_left_it_out():
     grounder = "LLM-Grounder: Open-Vocabulary 3D Visual Grounding\nWe propose LLM-Grounder."
     short = review(keywords=[{"en": "LLM", "zh": "大型语言模型"}, *({"en": e, "zh": z} for e, z in terms[1:])])
     assert repair(short, grounder).keywords[0] == Keyword("LLM-Grounder", "LLM-Grounder")  # "LLM" is not the name
+    # The name spelled otherwise (as Qwen 1.5B wrote LongLoRA's and DreamLLM's): the paper's spelling, in both.
+    for title, en, zh in [("LongLoRA: Efficient Fine-tuning of Long-Context LLMs", "Long LoRA", "LongLoRA"),
+                          ("DreamLLM: Synergistic Multimodal Comprehension and Creation", "DreamLLM", "梦LLM")]:
+        name = title.partition(":")[0]
+        written = review(keywords=[*({"en": e, "zh": z} for e, z in terms[1:3]), {"en": en, "zh": zh},
+                                   *({"en": e, "zh": z} for e, z in terms[3:])])
+        fixed = repair(written, f"{title}\nWe present {name}.").keywords
+        assert fixed[2] == Keyword(name, name) and fixed[:2] + fixed[3:] == written.keywords[:2] + written.keywords[3:]
 
 
 def test_numbers_are_written_back_in_keywords_too():
@@ -270,6 +278,10 @@ def test_keywords_get_the_fields_standard_chinese_term():
     both = [("Large Language Models", "大型语言模型"), ("LLM", "LLM"), *written[1:4]]
     assert [k.zh for k in repair(review(keywords=[{"en": e, "zh": z} for e, z in both]), paper).keywords][:2] \
         == ["大型语言模型", "LLM"]
+    # "Large" lost in the Chinese of a longer term (ALMA's keywords)
+    generative = review(keywords=[{"en": "Generative Large Language Models", "zh": "生成语言模型"},
+                                  *({"en": e, "zh": z} for e, z in written[1:])])
+    assert repair(generative, paper).keywords[0].zh == "生成大型语言模型"
     # A term the glossary does not know is left as written.
     other = review(keywords=[{"en": "Retentive Networks", "zh": "RetNet"}, *({"en": e, "zh": z} for e, z in written[1:])])
     assert repair(other, paper).keywords[0].zh == "RetNet"
@@ -286,3 +298,10 @@ def test_a_plain_mistranslation_is_put_right_in_the_prose_where_the_paper_uses_t
     assert "25 个最先进的 LLM" in fixed.main_work and fixed.highlights == "数据来自 25 个最先进的 LLM 的真实对话。"
     # Only where the paper says it: elsewhere the words are left as the model wrote them.
     assert repair(written, PAPER).highlights == written.highlights
+
+
+def test_english_words_are_the_papers_lower_case_names():
+    text = ("OpenBA: a seq2seq model\nWe train wav2vec on arXiv data (e.g. with llama.cpp and mT5, i.e. "
+            "off-the-shelf tools) and reduce hallucination.")
+    words = english_words(text)
+    assert set(words) == {"token", "tokens", "seq2seq", "wav2vec", "arXiv", "llama.cpp", "mT5"}

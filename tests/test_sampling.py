@@ -130,3 +130,71 @@ def test_no_run_of_tokens_is_written_twice(tiny_gguf):
     # A digit or a quote may repeat (two reasons can end alike before their scores).
     digits = model.complete(messages, AnswerFormat("root ::= [0-1]{12}", no_repeat=2), seed=0).text
     assert len(digits) == 12
+
+
+def test_json_cursor_knows_the_key_of_the_string_being_written():
+    from localdigest.llm.sampling import JsonCursor
+
+    answer = '{"main_work": "a \\"quoted\\" word, and: more", "keywords": [{"en": "x", "zh": "y"}], "s": 4}'
+    keys = frozenset({b"main_work", b"zh"})
+    for size in (1, 2, 3, 5):  # any split into tokens
+        cursor, inside = JsonCursor(), []
+        for at in range(0, len(answer), size):
+            cursor.feed(answer[at:at + size].encode())
+            inside.append(cursor.inside(keys))
+        # From main_work's opening quote to the end of its value (escaped quotes and a colon inside), and
+        # zh's; never in a key, in en's value or between values.
+        main_work = answer.index('"a'), answer.index('more"') + len("more")
+        zh = answer.index('"y'), answer.index('"y') + 2
+        expected = [any(a <= end - 1 < b for a, b in (main_work, zh))
+                    for end in range(size, len(answer) + size, size)]
+        assert inside == expected, size
+        assert cursor.key == b"s" and cursor.tail == b"4}"
+    # A lower-case letter goes on a word after a letter, a digit, or a joiner after one of them.
+    for written, goes_on in [("Q", True), ("Q-", True), ("2.8", True), ("llama.", True), ("零-", False),
+                             ("零", False), (" ", False), (" -", False), ('"', False)]:
+        cursor = JsonCursor()
+        cursor.feed(('{"zh": "' + written).encode())
+        assert cursor.in_word() == goes_on, written
+
+
+def test_latin_words_are_told_by_where_they_begin():
+    from localdigest.llm.sampling import LatinWords
+
+    vocabulary = (b" hall", b"hall", "的hall".encode(), b"Hello", b"x", b" tokens", b" tok", b"(e", b"2", b" ",
+                  b"-functions", b" The", b"ing the")
+    words = LatinWords.from_vocabulary(vocabulary)
+    named = {vocabulary[t] for t in words.inside}, {vocabulary[t] for t in words.leading}
+    assert named == ({b" hall", "的hall".encode(), b" tokens", b" tok", b"(e", b"ing the"}, {b"hall", b"x", b"-functions"})
+    allowed = words.allowing(("tokens",))
+    assert {vocabulary[t] for t in allowed.inside} == named[0] - {b" tokens", b" tok"}
+    assert words.allowing(()) is words
+
+
+def test_no_lower_case_english_word_is_begun_in_a_chinese_value(tiny_gguf):
+    """Random weights over a byte vocabulary write lower-case words anywhere; with `main_work` a
+    Chinese key, none begins inside its value (a letter after a capital goes on a word: "Hxyz"),
+    while the English value beside it keeps them."""
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.llm.local import LocalModel
+    from localdigest.llm.registry import ModelSpec
+
+    model = LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=2048, generation={"max_tokens": 200}),
+                       tiny_gguf)
+    grammar = r'root ::= "{\"main_work\": \"" ([a-zA-Z]{1,3} [ 的]){10} "\", \"en\": \"" ([a-z]{1,3} " "){10} "\"}"'
+    messages = [{"role": "user", "content": "write"}]
+    begun = re.compile(r"(?<![A-Za-z])[a-z]")  # after a space, 的 or the opening quote
+
+    def values(answer_format, seed):
+        text = model.complete_many([messages], answer_format, seed=seed)[0].text
+        return re.fullmatch(r'\{"main_work": "(.*)", "en": "(.*)"\}', text).groups()
+
+    free = [values(AnswerFormat(grammar), seed) for seed in range(3)]
+    assert all(begun.search(main_work) for main_work, _en in free)  # this test can fail
+    kept = [values(AnswerFormat(grammar, chinese_keys=("main_work",)), seed) for seed in range(3)]
+    assert not any(begun.search(main_work) for main_work, _en in kept), kept
+    assert all(begun.search(en) for _main_work, en in kept)
+    # Where the grammar allows only lower-case letters, the ban gives way rather than fail.
+    only = model.complete_many([messages], AnswerFormat(r'root ::= "{\"zh\": \"" [a-z]{5} "\"}"',
+                                                        chinese_keys=("zh",)), seed=0)[0].text
+    assert re.fullmatch(r'\{"zh": "[a-z]{5}"\}', only)

@@ -19,7 +19,7 @@ from localdigest.bench.references import ReferenceReview
 from localdigest.llm.base import ReviewModel
 from localdigest.output.files import write_atomic
 from localdigest.review.cache import ReviewCache
-from localdigest.review.pipeline import BASE_SEED, check_review, make_digest, worked_examples
+from localdigest.review.pipeline import BASE_SEED, check_review, make_digest, paper_text, worked_examples
 from localdigest.review.prompts import PromptTemplate
 from localdigest.review.schema import SCORE_DIMENSIONS
 from localdigest.sources.papers import Paper
@@ -39,6 +39,7 @@ COLUMNS = {
     "example_text_share": "reviews with text of a worked example",
     "first_person_share": "reviews in the first person (主要工作/亮点)",
     "truncated_share": "reviews with a cut-off field",
+    "english_share": "reviews with an untranslated English word in the Chinese",
     "flagged_share": "reviews shown with a flag",
     "retried_share": "answers sent back at least once",
     "duplicate_keywords": "duplicate keywords within a review",
@@ -169,7 +170,10 @@ def _reader_checks(reviewed, prompt: PromptTemplate) -> dict[str, float]:
 
     generated = [r for r in reviewed if r.cost and not r.cached] or [r for r in reviewed if r.cost]
     return {"example_text_share": share("copies the worked example"), "first_person_share": share("first person"),
-            "truncated_share": share("cut off"), "flagged_share": sum(bool(r.flags) for r in reviewed) / len(reviewed),
+            "truncated_share": share("cut off"),
+            "english_share": sum(bool(metrics.untranslated_words(r.review, paper_text(r.paper)))
+                                 for r in reviewed) / len(reviewed),
+            "flagged_share": sum(bool(r.flags) for r in reviewed) / len(reviewed),
             "retried_share": sum(r.cost.get("attempts", 1) > 1 for r in generated) / len(generated) if generated else 0.0}
 
 

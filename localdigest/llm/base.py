@@ -50,6 +50,10 @@ class AnswerFormat:
     # A run of this many tokens is never written twice in one answer (local models; 0: no limit).
     # Off for reviews: measured, it garbled names rather than stop restating (review.checks.NO_REPEAT).
     no_repeat: int = 0
+    # Keys whose string values are Chinese prose: no lower-case English word is begun there (local
+    # models; sampling.LatinWords), except `english_words`, lower-case names a paper spells (seq2seq).
+    chinese_keys: tuple[str, ...] = ()
+    english_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

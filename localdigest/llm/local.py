@@ -49,6 +49,8 @@ class LocalModel:
         self._batch_decoder = None
         self._template_tokens: dict = {}
         self._banned_ids: dict = {}
+        self._pieces: tuple[bytes, ...] | None = None
+        self._latin = None  # sampling.LatinWords, built on first use
 
     @property
     def loaded(self) -> bool:
@@ -177,19 +179,19 @@ class LocalModel:
         """The Bans that keep the words in `avoid` out of an answer: tokens whose text (spaces aside)
         starts with one (is one, for Latin words), and, for one-character words, the byte pieces
         that would finish the character once the answer ends with its first bytes (see sampling.Bans);
-        with the format's limit on repeated runs."""
+        with the format's limit on repeated runs, and no lower-case Latin word begun in the values of
+        its `chinese_keys` but its `english_words` (sampling.LatinWords)."""
         import dataclasses
 
         avoid = answer_format.avoid
-        if not avoid and not answer_format.no_repeat:
+        if not avoid and not answer_format.no_repeat and not answer_format.chinese_keys:
             return None
         if avoid not in self._banned_ids:
             import numpy as np
 
             from localdigest.llm.sampling import Bans
 
-            llama = self._load()
-            vocabulary = tuple(llama.detokenize([token]) for token in range(llama.n_vocab()))
+            vocabulary = self._vocabulary()
             singles = sorted({word.encode("utf-8") for word in avoid if len(word) == 1})
             # Tokens that end one byte short of a banned character (Qwen's " \xe6\x88") go too: the
             # 64 characters that share those bytes all have tokens of their own to be written with.
@@ -206,7 +208,25 @@ class LocalModel:
                     tails = [token for token, raw in enumerate(vocabulary) if raw.startswith(char[cut:])]
                     partial.append((char[:cut], np.array(tails, dtype=np.int64)))
             self._banned_ids[avoid] = Bans(np.array(always, dtype=np.int64), tuple(partial), vocabulary)
-        return dataclasses.replace(self._banned_ids[avoid], no_repeat=answer_format.no_repeat)
+        bans = dataclasses.replace(self._banned_ids[avoid], no_repeat=answer_format.no_repeat)
+        if not answer_format.chinese_keys:
+            return bans
+        return dataclasses.replace(bans, chinese_keys=frozenset(key.encode("utf-8") for key in answer_format.chinese_keys),
+                                   latin=self._latin_words().allowing(answer_format.english_words))
+
+    def _vocabulary(self) -> tuple[bytes, ...]:
+        """Every token's bytes, read from llama.cpp once."""
+        if self._pieces is None:
+            llama = self._load()
+            self._pieces = tuple(llama.detokenize([token]) for token in range(llama.n_vocab()))
+        return self._pieces
+
+    def _latin_words(self):
+        if self._latin is None:
+            from localdigest.llm.sampling import LatinWords
+
+            self._latin = LatinWords.from_vocabulary(self._vocabulary())
+        return self._latin
 
     def _answer_limit(self, tokens) -> int:
         """Tokens the answer may take: max_tokens, or what the context has left after the prompt (less

@@ -32,6 +32,16 @@ FIRST_PERSON = re.compile(r"我们|(?<![自忘])我(?![国])|笔者|\b[Ww]e\b")
 # What a local model is never allowed to write: tokens starting with 我 or 笔者 (自我 is one token of
 # its own), and the English "we" as a whole token (measured: "然后， we介绍了…" in a 主要工作).
 NEVER_WRITE = ("我", "笔者", "we", "We")
+# The JSON keys whose values are Chinese prose (主要工作, 亮点, the reasons, a keyword's Chinese): a
+# local model begins no lower-case English word there (AnswerFormat.chinese_keys), so it writes 幻觉,
+# not "hallucination"; but the words below, which Chinese ML writing keeps as they are, and the
+# lower-case names the paper itself spells (english_words).
+CHINESE_KEYS = ("main_work", "highlights", "reason", "zh")
+ENGLISH_KEPT = ("token", "tokens")
+LOWER_WORD = re.compile(r"(?<![A-Za-z0-9])[a-z][A-Za-z0-9\-_.]*[A-Za-z0-9]")
+# seq2seq, wav2vec, arXiv, mT5, llama.cpp: a digit, a capital, an underscore or a dotted part of two
+# letters or more (not "e.g", "i.e").
+LOWER_NAME = re.compile(r"[A-Z0-9_]|\.[a-z]{2}")
 # No run of this many tokens twice in one review (AnswerFormat.no_repeat; 0: off). Tried at 10 on
 # Qwen2.5-Coder 1.5B, 26 papers: flags fell from 0.69 to 0.27, but by dodging the checks, not by
 # writing something new: 亮点 became 主要工作 with words swapped (编撰→编译), and names the ban cut
@@ -46,6 +56,13 @@ SCALES = (
     (re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:B\b|billion\b)"), "B", "亿", 10, (1,)),
     (re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:M\b|million\b)"), "M", "万", 100, (1, 1000)),
 )
+
+
+def english_words(paper_text: str) -> tuple[str, ...]:
+    """The lower-case English words a review of the paper whose title + abstract is `paper_text` may
+    write in its Chinese: ENGLISH_KEPT and the paper's own lower-case names (LOWER_NAME)."""
+    names = {word for word in LOWER_WORD.findall(paper_text) if LOWER_NAME.search(word)}
+    return ENGLISH_KEPT + tuple(sorted(names))
 
 
 @dataclass(frozen=True)
@@ -255,10 +272,16 @@ def name_first(review: Review, title: str, abstract: str) -> Review:
     The prompt asks for the name first (GPT-4's references have it for 12 of the 16 named papers of
     2023-09-20..22); Qwen2.5-Coder 1.5B left it out for 9 of them (Boolformer, FoleyGen,
     Q-Transformer, LMSYS-Chat-1M, …) and wrote field terms instead. A reader scanning the keywords,
-    or searching the digest for the name, needs it."""
+    or searching the digest for the name, needs it.
+
+    A keyword that is the name spelled otherwise becomes the name in both languages: the model wrote
+    "Long LoRA" (LongLoRA) and translated names it should keep ("DreamLLM" as 梦LLM)."""
     name = paper_name(title, abstract)
     if name is None:
         return review
+    letters = _letters(name)
+    review = replace(review, keywords=tuple(Keyword(name, name) if _letters(k.en) == letters else k
+                                            for k in review.keywords))
     wanted = _squash(name)
     # "SlimPajama" names SlimPajama-DC; "LLM" does not name LLM-Grounder.
     if any(wanted in (have := _squash(text)) or (wanted.startswith(have) and 2 * len(have) >= len(wanted))
@@ -269,6 +292,10 @@ def name_first(review: Review, title: str, abstract: str) -> Review:
 
 def _squash(text: str) -> str:
     return "".join(text.lower().split())
+
+
+def _letters(text: str) -> str:
+    return "".join(char for char in text.casefold() if char.isalnum())
 
 
 def _each_prose(review: Review, fix) -> Review:

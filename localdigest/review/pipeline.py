@@ -1,4 +1,4 @@
-"""The review pipeline: cache lookup, prompt, constrained generation, validation, one retry.
+"""The review pipeline: cache lookup, prompt, constrained generation, validation, retries.
 
 `make_digest` is the one entry point: the CLI's `run`, the bench and the tests all review
 papers through it, so the bench measures exactly what a user runs.
@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from localdigest.errors import PromptRejected, ReviewInvalid, option
-from localdigest.llm.base import AnswerFormat, ReviewModel
+from localdigest.llm.base import AnswerFormat, ReviewModel, as_format
 from localdigest.llm.forced import Skeleton
 from localdigest.review import checks as quality
 from localdigest.review.cache import ReviewCache, review_key
@@ -57,7 +57,7 @@ class Reviewer:
         self.cache = cache
         schema = prompt.schema()
         self.answer_format = AnswerFormat(schema_to_gbnf(schema), schema, avoid=quality.NEVER_WRITE,
-                                          no_repeat=quality.NO_REPEAT)
+                                          no_repeat=quality.NO_REPEAT, chinese_keys=quality.CHINESE_KEYS)
         self.skeleton = Skeleton.from_schema(schema)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
@@ -125,7 +125,7 @@ class Reviewer:
     def _from_cache(self, paper: Paper) -> PaperResult | None:
         if self.cache is None or not (hit := self.cache.get(self.key(paper))):
             return None
-        review = quality.repair(hit.review, _paper_text(paper))  # entries written before a repair get it too
+        review = quality.repair(hit.review, paper_text(paper))  # entries written before a repair get it too
         found = self.check(paper, review)  # an entry is data from a shared folder: checked like an answer
         if any(problem.severe for problem in found):
             return None
@@ -144,11 +144,15 @@ class Reviewer:
         spent = {i: Counter() for i in range(len(papers))}  # all answers: tokens, seconds, how many (cost keys)
         starts = [""] * len(papers)  # asked again: the last answer up to its first field with a problem
         pending = list(range(len(papers)))
+        # The lower-case names these papers spell may be written in the Chinese (one format per batch).
+        answer_format = replace(as_format(self.answer_format),
+                                english_words=quality.english_words("\n".join(map(paper_text, papers))))
         for attempt in range(self.attempts):
             if not pending:
                 break
             retry = []
-            completions = self._complete([conversations[i] for i in pending], attempt, on_token, [starts[i] for i in pending])
+            completions = self._complete([conversations[i] for i in pending], answer_format, attempt, on_token,
+                                         [starts[i] for i in pending])
             for i, completion in zip(pending, completions):
                 if isinstance(completion, PromptRejected):  # asking again will not help
                     errors[i] = completion.one_line()
@@ -158,7 +162,7 @@ class Reviewer:
                                 all_forced_tokens=completion.forced_tokens,
                                 attempts=1)
                 try:
-                    review = quality.repair(Review.from_json(completion.text), _paper_text(papers[i]))
+                    review = quality.repair(Review.from_json(completion.text), paper_text(papers[i]))
                 except ReviewInvalid as exc:
                     errors[i] = f"model output failed validation {attempt + 1} times: {exc.message}"
                     conversations[i] = fitted[i][0]  # nothing to point at: the same prompt, another seed
@@ -193,7 +197,8 @@ class Reviewer:
             results[i] = PaperResult(papers[i], None, error=error)
         return [results[i] for i in range(len(papers))]
 
-    def _complete(self, conversations: list[list[dict]], attempt: int, on_token, starts: list[str]) -> list:
+    def _complete(self, conversations: list[list[dict]], answer_format: AnswerFormat, attempt: int, on_token,
+                  starts: list[str]) -> list:
         """One completion per conversation (going on from its start, where the backend can); a prompt
         the backend rejects is its PromptRejected instead."""
         seed = self.seed + attempt
@@ -202,10 +207,10 @@ class Reviewer:
         # across tokens whole (llama-cpp-python's create_completion drops bytes that are not
         # UTF-8 yet, which left a keyword empty).
         if len(conversations) > 1 or self.model.url is None:
-            return self.model.complete_many(conversations, self.answer_format, seed=seed, on_token=on_token,
+            return self.model.complete_many(conversations, answer_format, seed=seed, on_token=on_token,
                                             starts=starts)
         try:
-            return [self.model.complete(conversations[0], self.answer_format, seed=seed, on_token=on_token)]
+            return [self.model.complete(conversations[0], answer_format, seed=seed, on_token=on_token)]
         except PromptRejected as exc:
             return [exc]
 
@@ -275,10 +280,11 @@ def with_warnings(messages: list[dict], what: str, warnings: list[str]) -> list[
 
 def check_review(paper: Paper, review: Review, examples: list[quality.Example]) -> list[quality.Problem]:
     """The checks on a review of this paper: its own title and abstract may share text with an example."""
-    return quality.problems(review, examples, _paper_text(paper))
+    return quality.problems(review, examples, paper_text(paper))
 
 
-def _paper_text(paper: Paper) -> str:
+def paper_text(paper: Paper) -> str:
+    """What the checks read of a paper: its title line, then its abstract."""
     return f"{paper.title}\n{paper.abstract}"
 
 

@@ -99,6 +99,9 @@ def _standard(keyword: Keyword) -> str:
         if re.search(rf"\b{re.escape(term)}\b", en):
             for variant in variants:
                 zh = zh.replace(variant, standard)
+    # "Generative Large Language Models" written 生成语言模型: the Chinese lost "large".
+    if re.search(r"\blarge language model\b", en) and "大型语言模型" not in zh:
+        zh = zh.replace("语言模型", "大型语言模型", 1)
     return zh
 
 
