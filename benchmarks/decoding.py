@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 from localdigest.llm.base import AnswerFormat  # noqa: E402
 from localdigest.llm.choose import open_model  # noqa: E402
 from localdigest.llm.registry import load_registry  # noqa: E402
-from localdigest.review.checks import CHINESE_KEYS, NEVER_WRITE, english_words  # noqa: E402
+from localdigest.review.checks import CHINESE_KEYS, NEVER_WRITE  # noqa: E402
 from localdigest.review.grammar import schema_to_gbnf  # noqa: E402
-from localdigest.review.pipeline import paper_text  # noqa: E402
+from localdigest.review.pipeline import for_papers  # noqa: E402
 from localdigest.review.prompts import load_prompt  # noqa: E402
 from localdigest.review.schema import Review  # noqa: E402
 from localdigest.sources.feeds import load_feeds  # noqa: E402
@@ -70,9 +70,7 @@ def main() -> None:
                 model.fast_forward = fast_forward
                 model.lookahead = args.lookahead if lookahead else 0
                 started = time.perf_counter()
-                form = replace(answer, chinese_keys=CHINESE_KEYS,
-                               english_words=english_words("\n".join(map(paper_text, batch)))) \
-                    if chinese else answer
+                form = for_papers(replace(answer, chinese_keys=CHINESE_KEYS), batch) if chinese else answer
                 completions = model.complete_many([prompt.messages(p) for p in batch], form, seed=42 + repeat)
                 seconds = time.perf_counter() - started - sum(c.prompt_seconds for c in completions)
                 total = totals[mode]

@@ -5,6 +5,7 @@ import statistics
 from collections import Counter
 
 from localdigest.bench.references import ReferenceReview
+from localdigest.llm.sampling import word_starts  # one rule for where a word begins: the decoder's
 from localdigest.review.checks import cjk_share, english_words  # one definition: the checks and the bench agree
 from localdigest.review.schema import SCORE_DIMENSIONS, Review
 from localdigest.review.terms import normalise_keyword  # the glossary looks terms up the same way
@@ -92,19 +93,14 @@ def copy_rate(text: str, sources: list[str], n: int = 8) -> float:
     return sum(gram in pool for gram in grams) / len(grams)
 
 
-# A lower-case word begun, as llm.sampling.LatinWords sees one: not after a letter or digit, nor
-# after a joiner that follows one ("Q-functions" goes on a word, "零-shot" begins one).
-BEGUN_WORD = re.compile(r"(?<![A-Za-z0-9])(?<![A-Za-z0-9][\-_./'])[a-z][A-Za-z0-9\-_./']*")
-
-
 def untranslated_words(review: Review, paper_text: str) -> list[str]:
     """Lower-case English words begun in the review's Chinese prose (主要工作, 亮点, the reasons) that
     are neither kept words nor the paper's own lower-case names (checks.english_words): "hallucination"
     where the Chinese has 幻觉. A local model's decoder does not begin them; a server's can."""
     allowed = english_words(paper_text)
     text = " ".join([review.main_work, review.highlights, *(s.reason for s in review.scores().values())])
-    return [word for word in BEGUN_WORD.findall(text)
-            if not any(word.startswith(name) or name.startswith(word) for name in allowed)]
+    begun = (match.group().decode("ascii") for match in word_starts(text.encode("utf-8")))  # as the decoder sees them
+    return [word for word in begun if not any(word.startswith(name) or name.startswith(word) for name in allowed)]
 
 
 def chinese_text(review: Review) -> str:

@@ -58,6 +58,12 @@ def _goes_on(before: bytes) -> bool:
     return bool(before) and (before[-1] in ALNUM or (before[-1] in JOINERS and len(before) > 1 and before[-2] in ALNUM))
 
 
+def word_starts(data: bytes) -> list[re.Match]:
+    """The lower-case Latin words `data` begins (LATIN_WORD matches that do not go on a word of its own);
+    one at its start, or after a lone joiner there, begins a word or not by what came before `data`."""
+    return [m for m in LATIN_WORD.finditer(data) if not _goes_on(data[max(0, m.start() - 2):m.start()])]
+
+
 @dataclass(frozen=True)
 class LatinWords:
     """The tokens that begin a lower-case Latin word: `inside` begin one after a space or mark of
@@ -79,7 +85,7 @@ class LatinWords:
         for token, raw in enumerate(vocabulary):
             # Where a word may begin: not after a letter or digit of the token's own; at the token's
             # start (or after its leading joiner) it depends on the answer before it.
-            starts = [m for m in LATIN_WORD.finditer(raw) if not _goes_on(raw[:m.start()])]
+            starts = word_starts(raw)
             if not starts:
                 continue
             start = starts[0].start()

@@ -144,9 +144,7 @@ class Reviewer:
         spent = {i: Counter() for i in range(len(papers))}  # all answers: tokens, seconds, how many (cost keys)
         starts = [""] * len(papers)  # asked again: the last answer up to its first field with a problem
         pending = list(range(len(papers)))
-        # The lower-case names these papers spell may be written in the Chinese (one format per batch).
-        answer_format = replace(as_format(self.answer_format),
-                                english_words=quality.english_words("\n".join(map(paper_text, papers))))
+        answer_format = for_papers(as_format(self.answer_format), papers)
         for attempt in range(self.attempts):
             if not pending:
                 break
@@ -281,6 +279,12 @@ def with_warnings(messages: list[dict], what: str, warnings: list[str]) -> list[
 def check_review(paper: Paper, review: Review, examples: list[quality.Example]) -> list[quality.Problem]:
     """The checks on a review of this paper: its own title and abstract may share text with an example."""
     return quality.problems(review, examples, paper_text(paper))
+
+
+def for_papers(answer_format: AnswerFormat, papers: list[Paper]) -> AnswerFormat:
+    """The format with the lower-case names these papers spell allowed in its Chinese fields (one
+    format per batch: the papers decoded together share it)."""
+    return replace(answer_format, english_words=quality.english_words("\n".join(map(paper_text, papers))))
 
 
 def paper_text(paper: Paper) -> str:
