@@ -13,6 +13,31 @@ def reviewer(tiny_gguf, cache_dir, **generation) -> Reviewer:
     return Reviewer(LocalModel(spec, tiny_gguf), load_prompt(), ReviewCache(cache_dir))
 
 
+def record_stream(model, events: list) -> None:
+    """Log what passes through the model's stream of answers, in order: ("take", request) as the
+    decoder takes a request, ("done", request) as its answer comes back."""
+    stream = model.complete_stream
+    taken = {}
+
+    def recording(take, *args, **kw):
+        def logged():
+            request = take()
+            if request is not None:
+                events.append(("take", request))
+                taken[id(request.tag)] = request
+            return request
+
+        for tag, completion in stream(logged, *args, **kw):
+            events.append(("done", taken[id(tag)]))
+            yield tag, completion
+
+    model.complete_stream = recording
+
+
+def requests(events: list) -> list:
+    return [request for kind, request in events if kind == "take"]
+
+
 def test_cached_rerun_does_not_load_the_model(tiny_gguf, tmp_path):
     papers = load_feeds([str(HF_FEED)]).papers[:3]
     first = reviewer(tiny_gguf, tmp_path / "cache")
@@ -54,13 +79,12 @@ def test_invalid_answer_is_retried_then_reported(tiny_gguf, tmp_path):
     papers = load_feeds([str(HF_FEED)]).papers[:2]
     broken = reviewer(tiny_gguf, tmp_path / "cache")
     broken.answer_format = 'root ::= "{}"'  # valid JSON, never a valid review
-    attempts = []
-    complete_many = broken.model.complete_many  # one paper at a time still goes through it (fast-forward)
-    broken.model.complete_many = lambda *args, **kw: attempts.append(kw["seed"]) or complete_many(*args, **kw)
+    events = []
+    record_stream(broken.model, events)  # one paper at a time still goes through it (fast-forward)
     results = [broken.review(p) for p in papers]
     assert all(r.review is None and "failed validation 3 times" in r.error and "main_work: missing" in r.error
                for r in results)
-    assert attempts == [42, 43, 44, 42, 43, 44]  # two retries per paper, each with another seed
+    assert [r.seed for r in requests(events)] == [42, 43, 44, 42, 43, 44]  # two retries per paper, each with another seed
     assert broken.stats.failed == 2 and len(broken.cache) == 0
 
 
@@ -83,14 +107,21 @@ def test_batched_reviews_come_back_for_every_paper_and_are_cached(tiny_gguf, tmp
     papers = load_feeds([str(HF_FEED)]).papers[:5]
     first = batched(tiny_gguf, tmp_path / "cache", batch_size=3)
     first.review(papers[1])  # cached before the batched run: batches are made of the others
-    calls = []
-    complete_many = first.model.complete_many
-    first.model.complete_many = lambda conversations, *a, **kw: calls.append(len(conversations)) or \
-        complete_many(conversations, *a, **kw)
+    events = []
+    record_stream(first.model, events)
     results = dict(first.review_many(papers))
     assert sorted(results) == list(range(5)) and all(r.review is not None for r in results.values())
     assert [results[i].paper for i in range(5)] == papers
-    assert results[1].cached and calls[0] == 3  # papers 0, 2, 3 together (then their retries); paper 4 alone
+    assert results[1].cached
+    assert [r.messages for r in requests(events)[:3]] == [first.prompt.messages(papers[i]) for i in (0, 2, 3)]
+    # Three answers in flight at most, and a finished one's place is taken while the others go on
+    in_flight, joined = [0], []
+    for i, (kind, _request) in enumerate(events):
+        if kind == "take" and i >= 3:
+            joined.append(in_flight[-1])  # answers still being written when this one was taken
+        in_flight.append(in_flight[-1] + (1 if kind == "take" else -1))
+    assert max(in_flight) == 3 and events[3][0] == "done"
+    assert any(n > 0 for n in joined), "no answer joined others still being written"
     assert first.stats.generated == 5 and len(first.cache) == 5
 
     again = batched(tiny_gguf, tmp_path / "cache", batch_size=3)
@@ -110,13 +141,12 @@ def test_batched_answers_failing_validation_are_retried_with_another_seed(tiny_g
     papers = load_feeds([str(HF_FEED)]).papers[:2]
     broken = batched(tiny_gguf, tmp_path / "cache", batch_size=2)
     broken.answer_format = 'root ::= "{}"'
-    seeds = []
-    complete_many = broken.model.complete_many
-    broken.model.complete_many = lambda conversations, grammar, seed, **kw: seeds.append(seed) or \
-        complete_many(conversations, grammar, seed, **kw)
+    events = []
+    record_stream(broken.model, events)
     results = [r for _i, r in broken.review_many(papers)]
     assert all(r.review is None and "failed validation 3 times" in r.error for r in results)
-    assert seeds == [42, 43, 44] and broken.stats.failed == 2 and len(broken.cache) == 0
+    assert sorted(r.seed for r in requests(events)) == [42, 42, 43, 43, 44, 44]
+    assert broken.stats.failed == 2 and len(broken.cache) == 0
 
 
 # A 主要工作 that says what the paper found, as the checks want (MIN_MAIN_WORK), besides the flaw a test is about
@@ -135,12 +165,11 @@ def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_
     answer = json.dumps(flawed, ensure_ascii=False)
     stubborn = reviewer(tiny_gguf, tmp_path / "cache")
     stubborn.answer_format = "root ::= " + json.dumps(answer, ensure_ascii=False)  # it can only say this
-    asked = []
-    complete_many = stubborn.model.complete_many
-    stubborn.model.complete_many = lambda conversations, *a, **kw: asked.extend(conversations) or \
-        complete_many(conversations, *a, **kw)
+    events = []
+    record_stream(stubborn.model, events)
     paper = load_feeds([str(HF_FEED)]).papers[0]
     result = stubborn.review(paper)
+    asked = [r.messages for r in requests(events)]
     assert len(asked) == 3 and asked[0] == stubborn.prompt.messages(paper)
     # The same question, with what was wrong last time appended to it
     assert asked[1][:-1] == asked[0][:-1] and asked[1][-1]["content"].startswith(asked[0][-1]["content"])
@@ -165,10 +194,10 @@ def review_answering_only(answer: dict, tiny_gguf, tmp_path):
     text = json.dumps(answer, ensure_ascii=False)
     stubborn = reviewer(tiny_gguf, tmp_path / "cache")
     stubborn.answer_format = "root ::= " + json.dumps(text, ensure_ascii=False)
-    starts = []
-    complete_many = stubborn.model.complete_many
-    stubborn.model.complete_many = lambda *a, **kw: starts.append(kw["starts"]) or complete_many(*a, **kw)
-    return text, starts, stubborn.review(load_feeds([str(HF_FEED)]).papers[0])
+    events = []
+    record_stream(stubborn.model, events)
+    result = stubborn.review(load_feeds([str(HF_FEED)]).papers[0])
+    return text, [r.start for r in requests(events)], result
 
 
 def test_asked_again_a_local_model_keeps_the_fields_before_the_problem(tiny_gguf, tmp_path):
@@ -181,7 +210,7 @@ def test_asked_again_a_local_model_keeps_the_fields_before_the_problem(tiny_gguf
                          zip(("practicality", "innovation", "recommendation"), ("好用。", "新颖。", "值得读。"))}}
     answer, starts, result = review_answering_only(flawed, tiny_gguf, tmp_path)
     kept = answer[:answer.index('"highlights": "') + len('"highlights": "')]
-    assert starts == [[""], [kept], [kept]]
+    assert starts == ["", kept, kept]
     assert result.flags == ("highlights is in the first person",) and result.cost["attempts"] == 3
     # Each answer asked again wrote the 亮点 onwards only (the first paid for 主要工作's ~90 characters too)
     first, rest = result.cost["completion_tokens"], result.cost["all_completion_tokens"] - result.cost["completion_tokens"]
@@ -199,7 +228,7 @@ def test_a_copy_that_comes_back_after_keeping_the_first_fields_gets_a_last_answe
                           "recommendation": {"reason": "推荐给做语音识别的研究者和要给音频配字幕的开发者。", "score": 4}}}
     answer, starts, result = review_answering_only(copying, tiny_gguf, tmp_path)
     kept = answer[:answer.index('"recommendation": {"reason": "') + len('"recommendation": {"reason": "推荐给')]
-    assert starts == [[""], [kept], [""]]  # the second keeps all but the copied reason; the last starts afresh
+    assert starts == ["", kept, ""]  # the second keeps all but the copied reason; the last starts afresh
     assert result.review is None and "copies the worked example" in result.error
 
 
@@ -211,10 +240,7 @@ def test_a_flaw_a_new_answer_does_not_fix_is_flagged_without_asking_again(tiny_g
               "scores": {k: {"reason": "理由相同。", "score": 3} for k in ("practicality", "innovation", "recommendation")}}
     same_reasons = reviewer(tiny_gguf, tmp_path / "cache")
     same_reasons.answer_format = "root ::= " + json.dumps(json.dumps(answer, ensure_ascii=False), ensure_ascii=False)
-    asked = []
-    complete_many = same_reasons.model.complete_many
-    same_reasons.model.complete_many = lambda conversations, *a, **kw: asked.extend(conversations) or \
-        complete_many(conversations, *a, **kw)
+    record_stream(same_reasons.model, events := [])
     result = same_reasons.review(load_feeds([str(HF_FEED)]).papers[0])
-    assert len(asked) == 1 and result.flags == ("two score reasons are identical",)
+    assert len(requests(events)) == 1 and result.flags == ("two score reasons are identical",)
     assert result.cost["attempts"] == 1 and len(same_reasons.cache) == 1

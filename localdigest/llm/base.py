@@ -70,6 +70,19 @@ class Completion:
     accepted_tokens: int = 0  # of them, the ones sampling then picked: tokens that cost no step of their own
 
 
+@dataclass(frozen=True)
+class Request:
+    """One answer asked of a model that takes a stream of them (LocalModel.complete_stream): the
+    chat, its format, the seed, the beginning of an earlier answer to go on from ("": none), and a
+    tag that comes back with the completion."""
+
+    messages: list[dict]
+    answer_format: AnswerFormat
+    seed: int
+    start: str = ""
+    tag: object = None
+
+
 OnToken = Callable[[], None] | None
 
 

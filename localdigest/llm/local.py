@@ -7,11 +7,11 @@ prefix (system prompt and examples) from one paper to the next.
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from localdigest.errors import ModelError, option
-from localdigest.llm.base import AnswerFormat, Completion, GenerationSettings, as_format
+from localdigest.llm.base import AnswerFormat, Completion, GenerationSettings, Request, as_format
 from localdigest.llm.chat_formats import BUILTIN, FROM_GGUF, format_messages
 from localdigest.llm.registry import ModelSpec, fingerprint
 
@@ -126,8 +126,20 @@ class LocalModel:
 
     def complete_many(self, conversations: list[list[dict]], answer_format: AnswerFormat | str, seed: int,
                       on_token: Callable[[], None] | None = None, starts: list[str] | None = None) -> list[Completion]:
-        """Up to batch_size answers decoded together (localdigest.llm.batch), all grammar-constrained;
-        each goes on from its `starts` entry where one is given (ReviewModel.complete_many)."""
+        """Answers decoded together, batch_size at a time, all grammar-constrained; each goes on from
+        its `starts` entry where one is given (ReviewModel.complete_many)."""
+        answer_format = as_format(answer_format)
+        todo = [Request(messages, answer_format, seed, start, tag=i)
+                for i, (messages, start) in enumerate(zip(conversations, starts or [""] * len(conversations)))]
+        done = dict(self.complete_stream(lambda: todo.pop(0) if todo else None, len(todo), on_token))
+        return [done[i] for i in range(len(conversations))]
+
+    def complete_stream(self, take: Callable[[], Request | None], slots: int | None = None,
+                        on_token: Callable[[], None] | None = None) -> Iterator[tuple[object, Completion]]:
+        """(request.tag, its completion) for every request take() hands out, as each finishes:
+        batch_size (or fewer `slots`) decoded together, a finished answer's place taken by the next
+        request at once (llm.batch.BatchDecoder.stream). take() is called whenever there is room, so
+        the caller may hand out requests made from the answers so far; None: nothing for now."""
         llama = self._load()
         if self._batch_decoder is not None and self._batch_decoder.size != self.batch_size:
             self._batch_decoder.close()  # batch_size changed since (benchmarks compare sizes on one model)
@@ -137,14 +149,22 @@ class LocalModel:
 
             self._batch_decoder = BatchDecoder(llama, self.batch_size, self.threads)
         self._batch_decoder.lookahead = self.lookahead
-        prompts = []
-        for messages in conversations:
-            prompt, tokens = self.tokenize_prompt(messages)
-            self._check_fits(tokens)
-            prompts.append((tokens, prompt.stop, self._answer_limit(tokens)))
-        answer_format = as_format(answer_format)
-        return self._batch_decoder.complete(prompts, answer_format.gbnf, seed, self.generation, on_token,
-                                            self._banned(answer_format), self._skeleton(answer_format), starts)
+        return self._batch_decoder.stream(lambda: self._job(take()), slots, on_token)
+
+    def _job(self, request: Request | None):
+        """What the decoder needs for a request: the prompt's tokens, limits, sampler and skeleton."""
+        if request is None:
+            return None
+        from localdigest.llm.batch import Job
+        from localdigest.llm.sampling import GrammarFirstSampler
+
+        prompt, tokens = self.tokenize_prompt(request.messages)
+        self._check_fits(tokens)
+        answer_format, banned = request.answer_format, self._banned(request.answer_format)
+        return Job(tokens, prompt.stop, self._answer_limit(tokens),
+                   lambda: GrammarFirstSampler.for_settings(self._llama, answer_format.gbnf, request.seed,
+                                                            self.generation, banned),
+                   self._skeleton(answer_format), request.start, request.tag)
 
     def _skeleton(self, answer_format: AnswerFormat):
         if not self.fast_forward or answer_format.json_schema is None:

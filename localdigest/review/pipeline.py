@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from localdigest.errors import PromptRejected, ReviewInvalid, option
-from localdigest.llm.base import AnswerFormat, ReviewModel, as_format
+from localdigest.llm.base import AnswerFormat, Request, ReviewModel, as_format
 from localdigest.llm.forced import Skeleton
 from localdigest.review import checks as quality
 from localdigest.review.cache import ReviewCache, review_key
@@ -90,12 +90,13 @@ class Reviewer:
         """(index in `papers`, result) for each paper as it finishes.
 
         A server model gets `parallel` requests at a time (on_start and on_token only when one at a
-        time); a local model with batch_size > 1 decodes that many uncached papers together.
+        time); a local model decodes batch_size uncached papers at a time, a finished paper's place
+        taken by the next at once (its answers asked again included).
         On an error (say the server went away) the papers not yet started are dropped, those in
         flight finish (and are cached), and the error propagates.
         """
-        if parallel <= 1 and self.model.batch_size > 1:
-            yield from self._review_in_batches(papers, self.model.batch_size, on_start, on_token)
+        if parallel <= 1 and self._streams:
+            yield from self._review_streaming(papers, on_start, on_token)
             return
         if parallel <= 1:
             for index, paper in enumerate(papers):
@@ -103,24 +104,19 @@ class Reviewer:
             return
         yield from _in_threads(self.review, papers, parallel)
 
-    def _review_in_batches(self, papers, batch_size, on_start, on_token) -> Iterator[tuple[int, PaperResult]]:
-        waiting: list[int] = []
+    @property
+    def _streams(self) -> bool:
+        """Whether the model takes answers one by one as places free up (a local model)."""
+        return hasattr(self.model, "complete_stream")
 
-        def run_batch():
-            if on_start:
-                on_start(papers[waiting[0]])
-            return zip(list(waiting), self._generate([papers[i] for i in waiting], on_token))
-
+    def _review_streaming(self, papers, on_start, on_token) -> Iterator[tuple[int, PaperResult]]:
+        todo = []
         for index, paper in enumerate(papers):
             if hit := self._from_cache(paper):
                 yield index, hit
-                continue
-            waiting.append(index)
-            if len(waiting) == batch_size:
-                yield from run_batch()
-                waiting.clear()
-        if waiting:
-            yield from run_batch()
+            else:
+                todo.append(index)
+        yield from self._stream([papers[i] for i in todo], on_start, on_token, indices=todo)
 
     def _from_cache(self, paper: Paper) -> PaperResult | None:
         if self.cache is None or not (hit := self.cache.get(self.key(paper))):
@@ -136,64 +132,95 @@ class Reviewer:
         """Reviews for uncached papers: generated (together, for several), validated and checked. An
         answer with problems is asked again with the problems stated; after the last attempt the best
         answer is kept with its problems as flags, unless they are severe. Good ones are cached."""
-        fitted = [self._fit_context(paper) for paper in papers]
-        conversations = [messages for messages, _trimmed in fitted]
-        best: dict[int, tuple[Review, list[quality.Problem], object, int]] = {}
-        errors: dict[int, str] = {}
-        results: dict[int, PaperResult] = {}
-        spent = {i: Counter() for i in range(len(papers))}  # all answers: tokens, seconds, how many (cost keys)
-        starts = [""] * len(papers)  # asked again: the last answer up to its first field with a problem
-        pending = list(range(len(papers)))
+        if self._streams:
+            done = dict(self._stream(papers, None, on_token))
+            return [done[i] for i in range(len(papers))]
         answer_format = for_papers(as_format(self.answer_format), papers)
-        for attempt in range(self.attempts):
-            if not pending:
-                break
-            retry = []
-            completions = self._complete([conversations[i] for i in pending], answer_format, attempt, on_token,
-                                         [starts[i] for i in pending])
-            for i, completion in zip(pending, completions):
-                if isinstance(completion, PromptRejected):  # asking again will not help
-                    errors[i] = completion.one_line()
-                    continue
-                self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
-                spent[i].update(all_completion_tokens=completion.completion_tokens, all_seconds=completion.seconds,
-                                all_forced_tokens=completion.forced_tokens,
-                                attempts=1)
-                try:
-                    review = quality.repair(Review.from_json(completion.text), paper_text(papers[i]))
-                except ReviewInvalid as exc:
-                    errors[i] = f"model output failed validation {attempt + 1} times: {exc.message}"
-                    conversations[i] = fitted[i][0]  # nothing to point at: the same prompt, another seed
-                    starts[i] = ""
-                    retry.append(i)
-                    continue
-                found = self.check(papers[i], review)
-                if not any(problem.ask_again for problem in found):  # flagged for the reader, not asked again
-                    results[i] = self._accept(papers[i], review, completion, fitted[i][1], spent[i],
-                                              flags=tuple(problem.text for problem in found))
-                    continue
-                if i not in best or _badness(found) < _badness(best[i][1]):
-                    best[i] = (review, found, completion, attempt)
-                conversations[i] = self._with_feedback(fitted[i][0], found)
-                # The last answer starts afresh while every answer so far was unusable: kept fields
-                # led ALMA's reviews (seed 42) into the same copied example reason three times.
-                last_chance = attempt + 2 == self.attempts and any(problem.severe for problem in best[i][1])
-                starts[i] = "" if last_chance else self._restart(completion.text, found)
-                retry.append(i)
-            pending = retry
-        for i in range(len(papers)):
-            if i in results:
-                continue
-            if i in best and not any(problem.severe for problem in best[i][1]):
-                review, found, completion, attempt = best[i]
-                results[i] = self._accept(papers[i], review, completion, fitted[i][1], spent[i],
-                                          flags=tuple(problem.text for problem in found), kept=attempt)
-                continue
-            self._count(failed=1)
-            error = errors.get(i) if i not in best else \
-                f"the model's answers failed the checks {self.attempts} times: " + "; ".join(p.text for p in best[i][1])
-            results[i] = PaperResult(papers[i], None, error=error)
-        return [results[i] for i in range(len(papers))]
+        jobs = [self._job(paper, answer_format) for paper in papers]
+        pending = jobs
+        while pending:  # every job here has had as many answers as the others
+            completions = self._complete([job.conversation for job in pending], answer_format, pending[0].attempt,
+                                         on_token, [job.start for job in pending])
+            pending = [job for job, completion in zip(pending, completions) if self._answered(job, completion)]
+        return [job.result for job in jobs]
+
+    def _stream(self, papers: list[Paper], on_start, on_token,
+                indices: list[int] | None = None) -> Iterator[tuple[int, PaperResult]]:
+        """(index, result) for each paper as it finishes, through the model's stream of answers: an
+        answer asked again goes back in at once, ahead of papers not yet started."""
+        if not papers:  # all cached: the model is not even loaded
+            return
+        indices = indices if indices is not None else list(range(len(papers)))
+        waiting = list(zip(indices, papers))
+        again: list[_Job] = []
+        answer_format = as_format(self.answer_format)
+
+        def take() -> Request | None:
+            if again:
+                job = again.pop(0)
+            elif waiting:
+                index, paper = waiting.pop(0)
+                if on_start:
+                    on_start(paper)
+                job = self._job(paper, for_papers(answer_format, [paper]), index)
+            else:
+                return None
+            return Request(job.conversation, job.answer_format, self.seed + job.attempt, job.start, tag=job)
+
+        for job, completion in self.model.complete_stream(take, min(len(papers), self.model.batch_size), on_token):
+            if self._answered(job, completion):
+                again.append(job)
+            else:
+                yield job.index, job.result
+
+    def _job(self, paper: Paper, answer_format: AnswerFormat, index: int = 0) -> "_Job":
+        messages, trimmed = self._fit_context(paper)
+        return _Job(index, paper, messages, trimmed, messages, answer_format)
+
+    def _answered(self, job: "_Job", completion) -> bool:
+        """Take a paper's answer: True when it is to be asked again (the job then says how), False
+        when the job has its result (accepted, kept with flags after the last attempt, or failed)."""
+        if isinstance(completion, PromptRejected):  # asking again will not help
+            job.error = completion.one_line()
+            return self._last(job)
+        attempt = job.attempt
+        job.attempt += 1
+        self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
+        job.spent.update(all_completion_tokens=completion.completion_tokens, all_seconds=completion.seconds,
+                         all_forced_tokens=completion.forced_tokens, attempts=1)
+        try:
+            review = quality.repair(Review.from_json(completion.text), paper_text(job.paper))
+        except ReviewInvalid as exc:
+            job.error = f"model output failed validation {job.attempt} times: {exc.message}"
+            job.conversation = job.messages  # nothing to point at: the same prompt, another seed
+            job.start = ""
+            return job.attempt < self.attempts or self._last(job)
+        found = self.check(job.paper, review)
+        if not any(problem.ask_again for problem in found):  # flagged for the reader, not asked again
+            job.result = self._accept(job.paper, review, completion, job.trimmed, job.spent,
+                                      flags=tuple(problem.text for problem in found))
+            return False
+        if job.best is None or _badness(found) < _badness(job.best[1]):
+            job.best = (review, found, completion, attempt)
+        job.conversation = self._with_feedback(job.messages, found)
+        # The last answer starts afresh while every answer so far was unusable: kept fields
+        # led ALMA's reviews (seed 42) into the same copied example reason three times.
+        last_chance = job.attempt + 1 == self.attempts and any(problem.severe for problem in job.best[1])
+        job.start = "" if last_chance else self._restart(completion.text, found)
+        return job.attempt < self.attempts or self._last(job)
+
+    def _last(self, job: "_Job") -> bool:
+        """No more answers for the job: the best one if it has no severe problem, else the error."""
+        if job.best is not None and not any(problem.severe for problem in job.best[1]):
+            review, found, completion, attempt = job.best
+            job.result = self._accept(job.paper, review, completion, job.trimmed, job.spent,
+                                      flags=tuple(problem.text for problem in found), kept=attempt)
+            return False
+        self._count(failed=1)
+        error = job.error if job.best is None else \
+            f"the model's answers failed the checks {self.attempts} times: " + "; ".join(p.text for p in job.best[1])
+        job.result = PaperResult(job.paper, None, error=error)
+        return False
 
     def _complete(self, conversations: list[list[dict]], answer_format: AnswerFormat, attempt: int, on_token,
                   starts: list[str]) -> list:
@@ -351,6 +378,24 @@ def _in_threads(review: Callable[[Paper], PaperResult], papers: list[Paper],
             raise failure
     finally:
         stop.set()  # Ctrl-C or a closed generator: no new papers; daemon threads die with the process
+
+
+@dataclass
+class _Job:
+    """One paper's review in the making: its prompt, what to ask next, its best answer so far."""
+
+    index: int
+    paper: Paper
+    messages: list[dict]  # the paper's prompt (its abstract trimmed to fit, where it had to be)
+    trimmed: str | None  # the warning when it was
+    conversation: list[dict]  # what the next answer is asked with (the prompt, with problems stated)
+    answer_format: AnswerFormat
+    attempt: int = 0  # answers so far
+    start: str = ""  # the next answer goes on from this beginning of the last one
+    best: tuple | None = None  # (review, problems, completion, attempt) of the least bad answer
+    error: str | None = None
+    spent: Counter = field(default_factory=Counter)  # all answers: tokens, seconds, how many
+    result: PaperResult | None = None
 
 
 def _badness(found: list[quality.Problem]) -> tuple[int, int]:
