@@ -4,6 +4,7 @@ llama-cpp-python vendors (benchmarks/build_llama_tools.sh, cached), on the same 
 
     python benchmarks/vs_llama_cpp.py                          # default model, the 8 papers of 2023-09-22
     python benchmarks/vs_llama_cpp.py --parallel 1 --batch-size 1 --lookahead 0 4
+    python benchmarks/vs_llama_cpp.py --in-process-only --batch-size 4 1   # no llama.cpp tools built
 
 Every digest is written from scratch (nothing cached) with the same prompt, grammar and sampling
 settings: (a) localdigest in-process, per --batch-size x --lookahead; (b) localdigest --server
@@ -36,6 +37,9 @@ from localdigest.testing.local_server import free_port  # noqa: E402
 
 FEED = ROOT / "benchmarks" / "data" / "papers" / "2023-09-22.json"
 N_CTX = 4096  # per sequence, as localdigest's default entry
+# Weights as localdigest loads them in-process, without llama.cpp's repacked copy (LocalModel._load);
+# on CPUs with AMX the repacked path also dies of SIGILL in these VMs.
+NO_REPACK = ["--no-repack"]
 
 
 def llama_tools(given: Path | None) -> Path:
@@ -51,7 +55,7 @@ def llama_server(tools: Path, model: Path, parallel: int, threads: int) -> tuple
     port = free_port()
     process = subprocess.Popen([str(tools / "llama-server"), "-m", str(model), "--host", "127.0.0.1", "--port",
                                 str(port), "-c", str(N_CTX * parallel), "-np", str(parallel), "-t", str(threads),
-                                "-tb", str(threads), "--no-webui"],
+                                "-tb", str(threads), "--no-webui", *NO_REPACK],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -72,7 +76,7 @@ def batched_bench(tools: Path, model: Path, sequences: list[int], threads: int, 
     """llama-batched-bench's generation tokens/s (S_TG, all sequences together) per sequence count."""
     out = subprocess.run([str(tools / "llama-batched-bench"), "-m", str(model), "-c", str(N_CTX * max(sequences)),
                           "-b", "512", "-ub", "512", "-npp", str(prompt), "-ntg", str(generated),
-                          "-npl", ",".join(map(str, sequences)), "-t", str(threads), "-tb", str(threads)],
+                          "-npl", ",".join(map(str, sequences)), "-t", str(threads), "-tb", str(threads), *NO_REPACK],
                          capture_output=True, text=True, check=True).stdout
     return parse_batched_bench(out)
 
@@ -97,9 +101,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tools", type=Path, help="folder with llama-server and llama-batched-bench "
                                                    "(default: build them with benchmarks/build_llama_tools.sh)")
+    parser.add_argument("--in-process-only", action="store_true",
+                        help="only localdigest in-process, per --batch-size, as ratios against the first")
     args = parser.parse_args()
 
-    tools = llama_tools(args.tools)
+    tools = None if args.in_process_only else llama_tools(args.tools)
     spec = load_registry().get(args.model)
     path = spec.resolve()
     prompt = load_prompt()
@@ -112,9 +118,11 @@ def main() -> None:
               file=sys.stderr)
 
     sizes = sorted(set(args.batch_size) | {1})
-    print("llama-batched-bench ...", file=sys.stderr)
-    raw = batched_bench(tools, path, sizes, args.threads, prompt=400, generated=128)
-    for parallel in args.parallel:
+    raw = {}
+    if tools:
+        print("llama-batched-bench ...", file=sys.stderr)
+        raw = batched_bench(tools, path, sizes, args.threads, prompt=400, generated=128)
+    for parallel in args.parallel if tools else []:
         process, url = llama_server(tools, path, parallel, args.threads)
         try:
             model = ServerModel(ModelSpec("bench", {"server": url}, generation=dict(spec.generation)), url,
@@ -134,9 +142,15 @@ def main() -> None:
                    timed_reviews(model, prompt, papers, 1))
             del model  # the next setting loads its own copy; llama.cpp frees this one now
 
-    best_server = min((run for name, run in rows if "--server" in name), key=lambda run: run["seconds"])
     print(f"model {spec.name}, {len(papers)} papers of {FEED.stem}, {args.threads} threads; "
           f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if not tools:
+        print(f"{'how':58} {'wall s':>7} {'tokens':>6} {'tok/s':>6} {'wall vs first':>13} {'tok/s vs first':>14}")
+        for name, run in rows:
+            print(f"{name:58} {run['seconds']:7.1f} {run['tokens']:6} {run['tok_s']:6.1f} "
+                  f"{rows[0][1]['seconds'] / run['seconds']:12.2f}x {run['tok_s'] / rows[0][1]['tok_s']:13.2f}x")
+        return
+    best_server = min((run for name, run in rows if "--server" in name), key=lambda run: run["seconds"])
     print("llama-batched-bench generation (pp 400, tg 128): " +
           ", ".join(f"{n} seq {rate:.1f} tok/s" for n, rate in sorted(raw.items())))
     print(f"{'how':58} {'wall s':>7} {'tokens':>6} {'tok/s':>6} {'vs best server':>14} {'vs llama.cpp 1 seq':>18}")
