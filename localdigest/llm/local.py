@@ -37,7 +37,7 @@ class LocalModel:
         self.threads = threads or default_threads()
         self.n_ctx = n_ctx or spec.n_ctx
         self.gpu_layers = gpu_layers
-        self.batch_size = batch_size  # papers decoded together by complete_many
+        self.batch_size = batch_size  # answers decoded together (complete_stream, complete_many)
         # complete_many appends what the answer's JSON schema forces (keys, brackets) in one step
         # instead of sampling it token by token (llm.forced); False for comparisons.
         self.fast_forward = True
