@@ -145,29 +145,22 @@ class BatchDecoder:
         try:
             while True:
                 starting = []
-                if not active:  # an empty cache: the first answers decide the prefix and the context's size
-                    while len(starting) < len(free):
-                        new = waiting or self._sequence(take())
-                        waiting = None
-                        if new is None:
-                            break
-                        new.index = free[len(starting)]
-                        starting.append(new)
-                    if not starting:
-                        return
-                    self._prepare(starting, slots)
-                for new in starting:
-                    self._room_for(new, starting[:starting.index(new)])  # _prepare made the room
-                while free[len(starting):] and active:
+                while len(starting) < len(free):
                     new = waiting or self._sequence(take())
                     waiting = None
                     if new is None:
                         break
                     new.index = free[len(starting)]
-                    if not self._room_for(new, active + starting):
+                    if active and not self._room_for(new, active + starting):
                         waiting = new
                         break
                     starting.append(new)
+                if not active:  # an empty cache: the first answers decide the prefix and the context's size
+                    if not starting:
+                        return
+                    self._prepare(starting, slots)
+                    for i, new in enumerate(starting):
+                        self._room_for(new, starting[:i])  # _prepare made the room
                 for new in starting:
                     free.remove(new.index)
                 active += starting

@@ -115,8 +115,8 @@ class Reviewer:
             if hit := self._from_cache(paper):
                 yield index, hit
             else:
-                todo.append(index)
-        yield from self._stream([papers[i] for i in todo], on_start, on_token, indices=todo)
+                todo.append((index, paper))
+        yield from self._stream(todo, on_start, on_token)
 
     def _from_cache(self, paper: Paper) -> PaperResult | None:
         if self.cache is None or not (hit := self.cache.get(self.key(paper))):
@@ -133,7 +133,7 @@ class Reviewer:
         answer with problems is asked again with the problems stated; after the last attempt the best
         answer is kept with its problems as flags, unless they are severe. Good ones are cached."""
         if self._streams:
-            done = dict(self._stream(papers, None, on_token))
+            done = dict(self._stream(list(enumerate(papers)), None, on_token))
             return [done[i] for i in range(len(papers))]
         answer_format = for_papers(as_format(self.answer_format), papers)
         jobs = [self._job(paper, answer_format) for paper in papers]
@@ -144,14 +144,12 @@ class Reviewer:
             pending = [job for job, completion in zip(pending, completions) if self._answered(job, completion)]
         return [job.result for job in jobs]
 
-    def _stream(self, papers: list[Paper], on_start, on_token,
-                indices: list[int] | None = None) -> Iterator[tuple[int, PaperResult]]:
-        """(index, result) for each paper as it finishes, through the model's stream of answers: an
-        answer asked again goes back in at once, ahead of papers not yet started."""
+    def _stream(self, papers: list[tuple[int, Paper]], on_start, on_token) -> Iterator[tuple[int, PaperResult]]:
+        """(index, result) for each (index, paper) as it finishes, through the model's stream of
+        answers: an answer asked again goes back in at once, ahead of papers not yet started."""
         if not papers:  # all cached: the model is not even loaded
             return
-        indices = indices if indices is not None else list(range(len(papers)))
-        waiting = list(zip(indices, papers))
+        waiting = list(papers)
         again: list[_Job] = []
         answer_format = as_format(self.answer_format)
 
