@@ -1,8 +1,9 @@
 """A sentence-embedding model (a BERT GGUF) through llama.cpp: texts in, unit vectors out.
 
-It ranks papers by a reader's interests (review.relevance). all-MiniLM-L6-v2 is 23M parameters: an
-abstract costs ~20 ms on 2 cores, against ~45 s for a review, and it ranks the labelled papers
-better than asking the 1.5B reviewer (README, Ranking by interests).
+It ranks papers by a reader's interests (review.relevance). all-MiniLM-L6-v2 is 23M parameters: a
+title and abstract opening cost ~70 ms on 2 cores, against ~45-75 s for a review, and it ranks the
+labelled papers better than asking the 1.5B reviewer (README, Ranking by interests). Text is
+tokenized without special tokens (llama-cpp-python's embed): a paper's "[SEP]" is only text.
 """
 
 from pathlib import Path

@@ -166,7 +166,8 @@ def load_registry(extra: Path | None = None) -> Registry:
         embedding = data.get("embedding", embedding)
     if default not in models:
         raise ModelError(f"{files[-1]}: default model '{default}' has no [models.{default}] entry", "fix 'default'")
-    if embedding is not None and embedding not in models and not str(embedding).endswith(".gguf"):
+    if embedding is not None and (not isinstance(embedding, str) or embedding not in models
+                                  and not embedding.endswith(".gguf")):
         raise ModelError(f"{files[-1]}: embedding model '{embedding}' has no [models.{embedding}] entry",
                          "fix 'embedding' (a model name, or a path to a .gguf file)")
     return Registry(models=models, default=default, embedding=embedding)
