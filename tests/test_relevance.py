@@ -80,7 +80,9 @@ def test_interests_rank_papers_and_top_keeps_the_most_relevant(tiny_registry, tm
     assert json.loads(out.read_text(encoding="utf-8"))["papers"] == digest["papers"]
 
     markdown = run("--interests", "long-context fine-tuning of LLMs", "--top", "1", "--no-archive")
-    assert markdown.stdout.count("> 🎯 与你的研究兴趣的相关度：") == 1
+    assert markdown.stdout.count("> 🎯 与你的研究兴趣的相关度：") == 1 and "not in English" not in markdown.stderr
+    chinese = run("--interests", "我研究大语言模型的长上下文微调", "--top", "1", "--no-archive")
+    assert chinese.exit_code == 0 and "Warning: your interests are not in English" in chinese.stderr
     alone = run("--top", "2")
     assert alone.exit_code == 1 and "--top needs your interests" in alone.stderr
 
