@@ -5,6 +5,8 @@ llama-cpp-python vendors (benchmarks/build_llama_tools.sh, cached), on the same 
     python benchmarks/vs_llama_cpp.py                          # default model, the 8 papers of 2023-09-22
     python benchmarks/vs_llama_cpp.py --parallel 1 --batch-size 1 --lookahead 0 4
     python benchmarks/vs_llama_cpp.py --in-process-only --batch-size 4 1   # no llama.cpp tools built
+    python benchmarks/vs_llama_cpp.py --in-process-only --batch-size 4 1 --days 2023-09-20 2023-09-21 2023-09-22 \
+        --papers 26                                            # a longer feed: the 26 papers of three days
 
 Every digest is written from scratch (nothing cached) with the same prompt, grammar and sampling
 settings: (a) localdigest in-process, per --batch-size x --lookahead; (b) localdigest --server
@@ -35,7 +37,8 @@ from localdigest.review.prompts import load_prompt  # noqa: E402
 from localdigest.sources.feeds import load_feeds  # noqa: E402
 from localdigest.testing.local_server import free_port  # noqa: E402
 
-FEED = ROOT / "benchmarks" / "data" / "papers" / "2023-09-22.json"
+PAPERS = ROOT / "benchmarks" / "data" / "papers"
+FEED = PAPERS / "2023-09-22.json"  # the default day (benchmarks/draft_model.py uses the same papers)
 N_CTX = 4096  # per sequence, as localdigest's default entry
 # Weights as localdigest loads them in-process, without llama.cpp's repacked copy (LocalModel._load);
 # on CPUs with AMX the repacked path also dies of SIGILL in these VMs.
@@ -95,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model name (default: the registry's default)")
     parser.add_argument("--papers", type=int, default=8)
+    parser.add_argument("--days", nargs="+", default=[FEED.stem], help="days of benchmarks/data/papers, in order")
     parser.add_argument("--batch-size", type=int, nargs="+", default=[1, 4])  # 1: the default model's own
     parser.add_argument("--lookahead", type=int, nargs="+", default=[0])
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 4])
@@ -109,7 +113,7 @@ def main() -> None:
     spec = load_registry().get(args.model)
     path = spec.resolve()
     prompt = load_prompt()
-    papers = load_feeds([str(FEED)]).papers[: args.papers]
+    papers = [p for day in args.days for p in load_feeds([str(PAPERS / f"{day}.json")]).papers][: args.papers]
     rows = []
 
     def report(name: str, run: dict) -> None:
@@ -142,7 +146,7 @@ def main() -> None:
                    timed_reviews(model, prompt, papers, 1))
             del model  # the next setting loads its own copy; llama.cpp frees this one now
 
-    print(f"model {spec.name}, {len(papers)} papers of {FEED.stem}, {args.threads} threads; "
+    print(f"model {spec.name}, {len(papers)} papers of {', '.join(args.days)}, {args.threads} threads; "
           f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if not tools:
         print(f"{'how':58} {'wall s':>7} {'tokens':>6} {'tok/s':>6} {'wall vs first':>13} {'tok/s vs first':>14}")
