@@ -10,7 +10,8 @@ from test_reviews import valid_dict
 PAPER = ("LongLoRA: Efficient Fine-tuning of Long-Context Large Language Models\n"
          "We present LongLoRA, an efficient fine-tuning approach that extends the context sizes of pre-trained "
          "large language models (LLMs), with limited computation cost. LongLoRA extends LLaMA2 7B from 4k "
-         "context to 100k, or LLaMA2 70B to 32k on a single 8x A100 machine.")
+         "context to 100k, or LLaMA2 70B to 32k on a single 8x A100 machine. Shifted short attention can be "
+         "implemented with only two lines of code in training.")
 GOOD = ("本文提出 LongLoRA，一种在有限计算成本下扩展大模型上下文长度的高效微调方法。"
         "它在单台 8 卡 A100 机器上把 LLaMA2 7B 的上下文从 4k 扩展到 100k，把 LLaMA2 70B 扩展到 32k。")
 # What the checks ask of every 主要工作 beside the sentence a test is about: a result (MIN_MAIN_WORK)
@@ -246,6 +247,22 @@ def test_a_claim_to_be_the_first_stays_only_where_the_paper_makes_it():
     assert repair(claimed, says_so).highlights == claimed.highlights
     # "first" as an adverb (RMT's abstract) is not a claim to be first
     assert repair(claimed, PAPER + " Transformer first appears in NLP.").highlights == fixed.highlights
+
+
+def test_code_the_abstract_does_not_announce_is_flagged_not_asked_again():
+    # As Qwen 1.5B wrote it for RMT, whose abstract ends "Our work is still in progress."
+    rmt = ("RMT: Retentive Networks Meet Vision Transformers\nRMT reaches 84.1% Top1-acc on ImageNet-1k "
+           "with 4.5G FLOPs. Our work is still in progress.")
+    scores = {**valid_dict()["scores"], "practicality": {"score": 4, "reason": "能拿来用的是 RMT 模型及其推理代码，可直接用于视觉任务。"}}
+    found = [p for p in problems(review(scores=scores, highlights="RMT 在 ImageNet-1k 上以 4.5G FLOPs 达到 84.1%。"),
+                                 default_examples(), rmt) if p.text.startswith("says code")]
+    assert [(p.text, p.field, p.ask_again) for p in found] == [
+        ("says code is available, which the abstract does not ('能拿来用的是 RMT 模型及其推理代码')",
+         "scores.practicality", False)]
+    for announced in (" Code is available at https://github.com/x/rmt.", " We open-source the models.",
+                      " The codebase is released."):
+        assert not [p for p in problems(review(scores=scores), default_examples(), rmt + announced)
+                    if p.text.startswith("says code")]
 
 
 def test_a_chinese_keyword_left_half_in_english_is_shown_in_english():
