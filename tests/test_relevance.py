@@ -12,10 +12,9 @@ from click.testing import CliRunner
 
 from conftest import HF_FEED
 from localdigest.cli import main
-from localdigest.errors import LocaldigestError
-from localdigest.errors import ModelError
-from localdigest.llm.embedding import EmbeddingModel
+from localdigest.errors import LocaldigestError, ModelError
 from localdigest.llm.chunks import sha256_file
+from localdigest.llm.embedding import EmbeddingModel
 from localdigest.llm.registry import ModelSpec, load_registry
 from localdigest.review.cache import ReviewCache
 from localdigest.review.relevance import BOOST, load_profile, relevance
