@@ -14,14 +14,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from localdigest import paths
 from localdigest.errors import ModelError
 
 POOLING = {"pooling_mode_mean_tokens": "MEAN", "pooling_mode_cls_token": "CLS"}
-
-
-def converted_path(name: str) -> Path:
-    return paths.data_dir() / "models" / f"{name}.gguf"
 
 
 def convert_once(name: str, archive: Path, sha256: str) -> Path:
@@ -29,9 +24,9 @@ def convert_once(name: str, archive: Path, sha256: str) -> Path:
     is checked against the registry's sha256 first (the conversion is deterministic, but its bytes
     depend on the installed `gguf` package's writer, so the GGUF itself is not pinned); it is
     written to a `.partial` file, then renamed into place."""
-    from localdigest.llm.chunks import sha256_file
+    from localdigest.llm.chunks import assembled_path, sha256_file
 
-    target = converted_path(name)
+    target = assembled_path(name)  # where an assembled chunk model goes too
     if target.is_file():
         return target
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")

@@ -62,14 +62,10 @@ class ModelSpec:
     def on_disk(self) -> Path | None:
         """The GGUF if it is already on this machine; never downloads, assembles or raises."""
         try:
-            if self.kind == "chunks":
+            if self.kind == "chunks" or "convert" in self.source:  # both written to the same place once
                 from localdigest.llm.chunks import assembled_path
 
                 return assembled_path(self.name) if assembled_path(self.name).is_file() else None
-            if "convert" in self.source:
-                from localdigest.llm.convert import converted_path
-
-                return converted_path(self.name) if converted_path(self.name).is_file() else None
             if self.kind == "package" and "file" not in self.source:
                 target = _assembled_path(self.name, importlib.import_module(self.source["package"]))
                 return target if target.is_file() else None

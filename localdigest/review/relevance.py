@@ -72,17 +72,18 @@ def relevance(embedder, papers: list[Paper], interests: str, cache: ReviewCache 
     """arXiv id -> relevance to `interests`, 0-1: the cosine similarity of their embeddings (below 0
     counts as 0), raised by BOOST for each of the `boost` words the paper has."""
     wanted = embedder.embed(interests.strip())
+    identity = embedder.identity()  # once: it reads the model file's head and tail
     scores = {}
     for paper in papers:
-        similarity = sum(a * b for a, b in zip(wanted, _paper_vector(embedder, paper, cache)))
+        similarity = sum(a * b for a, b in zip(wanted, _paper_vector(embedder, identity, paper, cache)))
         scores[paper.arxiv_id] = min(1.0, max(0.0, similarity + BOOST * len(matches(paper, boost))))
         if on_paper:
             on_paper(paper)
     return scores
 
 
-def _paper_vector(embedder, paper: Paper, cache: ReviewCache | None) -> list[float]:
-    key = _key(embedder, paper)
+def _paper_vector(embedder, identity: str, paper: Paper, cache: ReviewCache | None) -> list[float]:
+    key = _key(identity, paper)
     cached = cache.get_text(key) if cache is not None else None
     vector = _vector(cached) if cached is not None else None
     if vector is None:
@@ -99,8 +100,8 @@ def top(papers: list[Paper], scores: dict[str, float], count: int | None) -> lis
     return ranked[:count] if count else ranked
 
 
-def _key(embedder, paper: Paper) -> str:
-    material = {"relevance": RELEVANCE_VERSION, "paper": paper.content_key(), "model": embedder.identity(),
+def _key(identity: str, paper: Paper) -> str:
+    material = {"relevance": RELEVANCE_VERSION, "paper": paper.content_key(), "model": identity,
                 "abstract_chars": ABSTRACT_CHARS}
     return "relevance:" + hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
