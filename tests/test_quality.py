@@ -1,5 +1,7 @@
 """The checks a reader would make, on reviews written the way the 1.5B model really wrote them."""
 
+from dataclasses import replace
+
 import pytest
 
 from localdigest.review.checks import Example, cut_off, english_words, example_of, is_loop, problems
@@ -263,6 +265,23 @@ def test_code_the_abstract_does_not_announce_is_flagged_not_asked_again():
                       " The codebase is released."):
         assert not [p for p in problems(review(scores=scores), default_examples(), rmt + announced)
                     if p.text.startswith("says code")]
+
+
+def test_a_local_model_is_kept_from_claiming_code_only_where_no_paper_in_its_batch_announces_any():
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.review.pipeline import for_papers
+    from localdigest.sources.papers import Paper
+
+    rmt = Paper(arxiv_id="2309.11523", title="RMT: Retentive Networks Meet Vision Transformers",
+                abstract="RMT reaches 84.1% Top1-acc on ImageNet-1k. Our work is still in progress.")
+    longlora = Paper(arxiv_id="2309.12307", title="LongLoRA",
+                     abstract="LongLoRA extends context. Code and models are available at https://github.com/x/LongLoRA.")
+    plain = AnswerFormat("root ::= \"x\"")
+    assert {"代码", "源码", "我"} <= set(for_papers(plain, [rmt]).avoid)
+    assert "代码" not in for_papers(plain, [longlora]).avoid and "我" in for_papers(plain, [longlora]).avoid
+    assert "代码" not in for_papers(plain, [rmt, longlora]).avoid  # decoded together, they share one format
+    # A feed that names the code repository announces code the abstract may not mention.
+    assert "代码" not in for_papers(plain, [replace(rmt, code_url="https://github.com/x/RMT")]).avoid
 
 
 def test_a_chinese_keyword_left_half_in_english_is_shown_in_english():

@@ -109,6 +109,24 @@ def test_a_banned_word_is_never_written_even_byte_by_byte(tiny_gguf):
     assert forced == "我。"
 
 
+def test_a_banned_word_of_two_characters_is_not_written_a_character_at_a_time(tiny_gguf):
+    """Qwen writes 源码 as 源 + 码, and with its 代码 token banned could write 代 + 码: a word of
+    several characters is banned however it is split. The tiny model's tokens are bytes: 代码 is six."""
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.llm.local import LocalModel
+    from localdigest.llm.registry import ModelSpec
+
+    model = LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=2048, generation={"max_tokens": 90}),
+                       tiny_gguf)
+    grammar = 'root ::= ("代" | "码" | "砂"){12} "。"'  # 砂 is e7 a0 82: it shares two bytes with 码
+    messages = [{"role": "user", "content": "写两个字"}]
+    free = [model.complete(messages, AnswerFormat(grammar), seed=seed).text for seed in range(8)]
+    assert any("代码" in text for text in free)  # written when allowed: this test can fail
+    banned = [model.complete(messages, AnswerFormat(grammar, avoid=("代码",)), seed=seed).text for seed in range(8)]
+    assert all(text.endswith("。") and "代码" not in text for text in banned), banned
+    assert any("代码" not in text and "码" in text for text in banned)  # 码 alone is still written
+
+
 def test_no_run_of_tokens_is_written_twice(tiny_gguf):
     """The review format's no_repeat: once the answer would repeat a run of its own (a 亮点 copying
     主要工作), the token that completes the run is not sampled. The tiny model's tokens are bytes."""

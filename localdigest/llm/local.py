@@ -198,8 +198,9 @@ class LocalModel:
 
     def _banned(self, answer_format: AnswerFormat):
         """The Bans that keep the words in `avoid` out of an answer: tokens whose text (spaces aside)
-        starts with one (is one, for Latin words), and, for one-character words, the byte pieces
-        that would finish the character once the answer ends with its first bytes (see sampling.Bans);
+        starts with one (is one, for Latin words), and the pieces that would finish a word once the
+        answer ends with its beginning: a one-character word's first bytes, or all but the last
+        character of a longer one (see sampling.Bans);
         with the format's limit on repeated runs, and no lower-case Latin word begun in the values of
         its `chinese_keys` but its `english_words` (sampling.LatinWords)."""
         import dataclasses
@@ -223,11 +224,14 @@ class LocalModel:
                       if (text := raw.decode("utf-8", errors="ignore").strip()) in latin
                       or (prefixes and text.startswith(prefixes))
                       or any(len(char) > 1 and raw.endswith(char[:-1]) for char in singles)]
+            # A word written in pieces: 我 as " \xe6\x88" + "\x91", 源码 as 源 + 码 (Qwen has no
+            # token for it), 代码 as 代 + 码 once its own token is banned.
             partial = []
-            for char in singles:
-                for cut in range(1, len(char)):  # the character split after its first `cut` bytes
-                    tails = [token for token, raw in enumerate(vocabulary) if raw.startswith(char[cut:])]
-                    partial.append((char[:cut], np.array(tails, dtype=np.int64)))
+            for word in prefixes:
+                spelled = word.encode("utf-8")
+                for cut in range(1, len(spelled)):  # the word split after its first `cut` bytes
+                    tails = [token for token, raw in enumerate(vocabulary) if raw.startswith(spelled[cut:])]
+                    partial.append((spelled[:cut], np.array(tails, dtype=np.int64)))
             self._banned_ids[avoid] = Bans(np.array(always, dtype=np.int64), tuple(partial), vocabulary)
         bans = dataclasses.replace(self._banned_ids[avoid], no_repeat=answer_format.no_repeat)
         if not answer_format.chinese_keys:

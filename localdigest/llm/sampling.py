@@ -24,14 +24,15 @@ TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32
 
 @dataclass(frozen=True)
 class Bans:
-    """Tokens never sampled: `always`, and, while the answer ends with the first bytes of a banned
-    word's first character, the tokens that would finish that character (`partial`).
+    """Tokens never sampled: `always`, and, while the answer ends with the beginning of a banned
+    word, the tokens that would finish it (`partial`).
 
-    The second kind bans a word the tokenizer spells in byte pieces: Qwen has no " 我" token and
-    writes " \\xe6\\x88" + "\\x91", so "\\x91" is banned after an answer ending in "\\xe6\\x88"."""
+    The second kind bans a word the tokenizer spells in pieces: Qwen has no " 我" token and writes
+    " \\xe6\\x88" + "\\x91", so "\\x91" is banned after an answer ending in "\\xe6\\x88"; it writes
+    源码 as 源 + 码, so 码 is banned after 源."""
 
     always: np.ndarray
-    partial: tuple[tuple[bytes, np.ndarray], ...] = ()  # (the character's first bytes, tokens that finish it)
+    partial: tuple[tuple[bytes, np.ndarray], ...] = ()  # (a word's beginning, tokens that finish it)
     pieces: tuple[bytes, ...] = ()  # every token's bytes, to read the end of the answer
     no_repeat: int = 0  # a run of this many of the answer's own tokens is not sampled again (0: off)
     # Inside the string values of these JSON keys, no lower-case Latin word is begun (LatinWords).
@@ -41,7 +42,9 @@ class Bans:
     def finishing(self, input_ids) -> list[np.ndarray]:
         if not self.partial or not len(input_ids):
             return []
-        end = b"".join(self.pieces[int(t)] for t in input_ids[-3:] if 0 <= int(t) < len(self.pieces))
+        # A token is at least one byte: the longest beginning's length in tokens is always enough.
+        window = max(len(head) for head, _ in self.partial)
+        end = b"".join(self.pieces[int(t)] for t in input_ids[-window:] if 0 <= int(t) < len(self.pieces))
         return [tails for head, tails in self.partial if end.endswith(head)]
 
 

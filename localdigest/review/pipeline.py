@@ -307,14 +307,17 @@ def check_review(paper: Paper, review: Review, examples: list[quality.Example]) 
 
 
 def for_papers(answer_format: AnswerFormat, papers: list[Paper]) -> AnswerFormat:
-    """The format with the lower-case names these papers spell allowed in its Chinese fields (one
-    format per batch: the papers decoded together share it)."""
-    return replace(answer_format, english_words=quality.english_words("\n".join(map(paper_text, papers))))
+    """The format with the lower-case names these papers spell allowed in its Chinese fields, and
+    no claim of code unless one of them announces code (one format per batch: the papers decoded
+    together share it)."""
+    text = "\n".join(map(paper_text, papers))
+    return replace(answer_format, english_words=quality.english_words(text), avoid=quality.never_write(text))
 
 
 def paper_text(paper: Paper) -> str:
-    """What the checks read of a paper: its title line, then its abstract."""
-    return f"{paper.title}\n{paper.abstract}"
+    """What the checks read of a paper: its title line, then its abstract, then the code repository
+    the feed names (Hugging Face's githubRepo), which announces code where the abstract may not."""
+    return f"{paper.title}\n{paper.abstract}" + (f"\n{paper.code_url}" if paper.code_url else "")
 
 
 def worked_examples(prompt: PromptTemplate) -> list[quality.Example]:
