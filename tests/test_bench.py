@@ -89,6 +89,18 @@ def test_reference_free_flags_identical_scores_and_duplicates():
     assert result["duplicate_main_work"] == 0.5 and result["duplicate_keywords"] == 0
 
 
+def test_answers_sent_back_are_counted_by_kind_and_a_hostile_cache_entry_counts_nothing():
+    from types import SimpleNamespace
+
+    from localdigest.bench.runner import sent_back_for
+
+    costs = [{"sent_back_for": ["the innovation reason repeats 主要工作/亮点", "main_work is too short"]},
+             {"sent_back_for": ["the innovation reason repeats 主要工作/亮点"]}, {}, None,
+             {"sent_back_for": "main_work is too short"}, {"sent_back_for": [3, None, "misreads a number"]}]
+    assert sent_back_for([SimpleNamespace(cost=cost) for cost in costs]) == {
+        "the innovation reason repeats 主要工作/亮点": 2, "main_work is too short": 1, "misreads a number": 1}
+
+
 def test_bench_on_the_tiny_model_writes_table_json_csv_and_chart(tiny_registry, tmp_path):
     out = tmp_path / "results"
     result = CliRunner().invoke(main, ["bench", "--limit", "2", "--prompt", "default", "--prompt", "concise",

@@ -177,6 +177,7 @@ def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_
     assert result.review is not None and result.flags == ("main_work is in the first person",)
     # What the review cost counts all three answers, not just the one kept
     assert result.cost["attempts"] == 3 and result.cost["kept_attempt"] == 1
+    assert result.cost["sent_back_for"] == ["main_work is in the first person"] * 2  # for the bench's count
     # (the same text each time, in slightly different tokens: the random model picks the split)
     assert result.cost["all_completion_tokens"] > 2.5 * result.cost["completion_tokens"]
     assert result.cost["all_seconds"] > result.cost["seconds"]

@@ -261,10 +261,30 @@ def test_code_the_abstract_does_not_announce_is_flagged_not_asked_again():
     assert [(p.text, p.field, p.ask_again) for p in found] == [
         ("says code is available, which the abstract does not ('能拿来用的是 RMT 模型及其推理代码')",
          "scores.practicality", False)]
+    # With 代码 banned, the 1.5B model wrote "the implementation" instead (Stabilizing RLHF, seed 42)
+    implementation = {**scores, "practicality": {"score": 4, "reason": "能拿来用的是优势模型和选择性重演的实现，以及实验结果。"}}
+    plain = "RMT 在 ImageNet-1k 上以 4.5G FLOPs 达到 84.1%。"
+    assert [p.text for p in problems(review(scores=implementation, highlights=plain), default_examples(), rmt)
+            if p.text.startswith("says code")] == [
+        "says code is available, which the abstract does not ('能拿来用的是优势模型和选择性重演的实现')"]
+    verbs = {**scores, "practicality": {"score": 4, "reason": "能拿来用的是 RMT 的结构，难以实现的全局建模由它实现了。"}}
+    assert not [p for p in problems(review(scores=verbs, highlights=plain), default_examples(), rmt)
+                if p.text.startswith("says code")]
     for announced in (" Code is available at https://github.com/x/rmt.", " We open-source the models.",
                       " The codebase is released."):
         assert not [p for p in problems(review(scores=scores), default_examples(), rmt + announced)
                     if p.text.startswith("says code")]
+
+
+def test_a_problems_kind_leaves_out_its_particulars():
+    from localdigest.review.checks import Problem
+
+    assert [Problem(text, "").kind for text in (
+        "main_work is too short (73 characters)", "copies the worked example ('推荐给在小样本文本分类')",
+        "not written in Chinese: main_work, highlights", "writes 2.6 trillion as 2.6 万亿 (2.6 trillion is 2.6 万亿)",
+        "the innovation reason repeats 主要工作/亮点")] == [
+        "main_work is too short", "copies the worked example", "not written in Chinese", "misreads a number",
+        "the innovation reason repeats 主要工作/亮点"]
 
 
 def test_a_local_model_is_kept_from_claiming_code_only_where_no_paper_in_its_batch_announces_any():
@@ -277,7 +297,7 @@ def test_a_local_model_is_kept_from_claiming_code_only_where_no_paper_in_its_bat
     longlora = Paper(arxiv_id="2309.12307", title="LongLoRA",
                      abstract="LongLoRA extends context. Code and models are available at https://github.com/x/LongLoRA.")
     plain = AnswerFormat("root ::= \"x\"")
-    assert {"代码", "源码", "我"} <= set(for_papers(plain, [rmt]).avoid)
+    assert {"代码", "源码", "的实现", "我"} <= set(for_papers(plain, [rmt]).avoid)
     assert "代码" not in for_papers(plain, [longlora]).avoid and "我" in for_papers(plain, [longlora]).avoid
     assert "代码" not in for_papers(plain, [rmt, longlora]).avoid  # decoded together, they share one format
     # A feed that names the code repository announces code the abstract may not mention.

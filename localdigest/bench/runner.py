@@ -11,6 +11,7 @@ import json
 import resource
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,9 @@ class Combination:
     values: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seed: int | str = BASE_SEED  # "mean": the mean over the seeds of one prompt x model
+    # Why answers were asked again (the checks' problem kinds), how many times, most first: which
+    # checks cost decoding steps (answers asked again were ~25% of them in the README's runs).
+    sent_back_for: dict[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -92,11 +96,23 @@ def run_bench(papers: list[Paper], prompts: list[PromptTemplate], models: list[R
                                      on_result=report, seed=seed)
                 combination.values = _score(digest.results, prompt, references)
                 combination.warnings = [f"{r.paper.arxiv_id}: {r.error}" for r in digest.results if r.error]
+                combination.sent_back_for = sent_back_for(digest.results)
                 draws.append(combination)
             combinations.extend(draws)
             if len(draws) > 1:
                 combinations.append(_mean(draws))
     return combinations
+
+
+def sent_back_for(results) -> dict[str, int]:
+    """How many answers each kind of problem sent back, over the results' costs (as cached: a
+    list of strings, anything else ignored), most first."""
+    counts = Counter()
+    for result in results:
+        reasons = (result.cost or {}).get("sent_back_for")
+        if isinstance(reasons, list):
+            counts.update(reason for reason in reasons if isinstance(reason, str))
+    return dict(counts.most_common())
 
 
 def _mean(draws: list[Combination]) -> Combination:
@@ -191,7 +207,8 @@ def chart_available() -> bool:
 def write_outputs(combinations: list[Combination], directory: Path, meta: dict, chart: bool = True) -> list[Path]:
     """results.json, results.csv and (with chart) quality_vs_time.png in the directory; the paths written."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    rows = [{"prompt": c.prompt, "model": c.model, "seed": c.seed, "papers": c.papers, **c.values} for c in combinations]
+    rows = [{"prompt": c.prompt, "model": c.model, "seed": c.seed, "papers": c.papers, **c.values,
+             **({"sent_back_for": c.sent_back_for} if c.sent_back_for else {})} for c in combinations]
     json_path = directory / "results.json"
     write_atomic(json_path, json.dumps({"created": stamp, **meta, "columns": COLUMNS, "results": rows,
                                         "warnings": {c.label: c.warnings for c in combinations if c.warnings}},

@@ -80,7 +80,13 @@ def bench(feeds, references, prompts, models, limit, seeds, out_dir, cache_dir, 
         table.add_column(escape(combination.label.replace(" / ", "\n")), justify="right")
     for key, label in COLUMNS.items():
         table.add_row(label, *(f"{c.values[key]:.2f}" if key in c.values else "-" for c in combinations))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for combination in combinations:
+        if combination.sent_back_for:
+            counts = ", ".join(f"{kind} {count}" for kind, count in combination.sent_back_for.items())
+            console.print(escape(f"{combination.label}: answers asked again for: {counts}"), highlight=False,
+                            soft_wrap=True)
     for combination in combinations:
         for warning in combination.warnings:
             stderr.print(warn(f"{combination.label}: {warning}"), highlight=False, soft_wrap=True)

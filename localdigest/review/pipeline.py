@@ -183,6 +183,7 @@ class Reviewer:
             return self._last(job)
         attempt = job.attempt
         job.attempt += 1
+        more = job.attempt < self.attempts  # another answer may be asked for
         self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
         job.spent.update(all_completion_tokens=completion.completion_tokens, all_seconds=completion.seconds,
                          all_forced_tokens=completion.forced_tokens, attempts=1)
@@ -190,29 +191,34 @@ class Reviewer:
             review = quality.repair(Review.from_json(completion.text), paper_text(job.paper))
         except ReviewInvalid as exc:
             job.error = f"model output failed validation {job.attempt} times: {exc.message}"
+            if more:
+                job.sent_back.append("not valid JSON for the schema")
             job.conversation = job.messages  # nothing to point at: the same prompt, another seed
             job.start = ""
-            return job.attempt < self.attempts or self._last(job)
+            return more or self._last(job)
         found = self.check(job.paper, review)
         if not any(problem.ask_again for problem in found):  # flagged for the reader, not asked again
             job.result = self._accept(job.paper, review, completion, job.trimmed, job.spent,
-                                      flags=tuple(problem.text for problem in found))
+                                      flags=tuple(problem.text for problem in found), sent_back=job.sent_back)
             return False
         if job.best is None or _badness(found) < _badness(job.best[1]):
             job.best = (review, found, completion, attempt)
+        if more:
+            job.sent_back.extend(problem.kind for problem in found if problem.ask_again)
         job.conversation = self._with_feedback(job.messages, found)
         # The last answer starts afresh while every answer so far was unusable: kept fields
         # led ALMA's reviews (seed 42) into the same copied example reason three times.
         last_chance = job.attempt + 1 == self.attempts and any(problem.severe for problem in job.best[1])
         job.start = "" if last_chance else self._restart(completion.text, found)
-        return job.attempt < self.attempts or self._last(job)
+        return more or self._last(job)
 
     def _last(self, job: "_Job") -> bool:
         """No more answers for the job: the best one if it has no severe problem, else the error."""
         if job.best is not None and not any(problem.severe for problem in job.best[1]):
             review, found, completion, attempt = job.best
             job.result = self._accept(job.paper, review, completion, job.trimmed, job.spent,
-                                      flags=tuple(problem.text for problem in found), kept=attempt)
+                                      flags=tuple(problem.text for problem in found), kept=attempt,
+                                      sent_back=job.sent_back)
             return False
         self._count(failed=1)
         error = job.error if job.best is None else \
@@ -255,16 +261,19 @@ class Reviewer:
         return with_warnings(messages, "为这篇论文写的速览", [p.feedback for p in found])
 
     def _accept(self, paper: Paper, review: Review, completion, trimmed: str | None, spent: Counter,
-                flags: tuple[str, ...] = (), kept: int | None = None) -> PaperResult:
+                flags: tuple[str, ...] = (), kept: int | None = None, sent_back: list[str] = ()) -> PaperResult:
         """The kept answer's figures, and what all the answers asked for cost together (all_*): a
         review asked again took two or three times the kept answer's seconds. `kept`: the kept
-        answer's attempt (from 0) when it was not the last."""
+        answer's attempt (from 0) when it was not the last; `sent_back`: what each answer asked
+        again was sent back for (Problem.kind), so the bench can say which checks cost steps."""
         cost = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
                 "forced_tokens": completion.forced_tokens, "given_tokens": completion.given_tokens,
                 "evaluated_prompt_tokens": completion.evaluated_prompt_tokens,
                 "prompt_seconds": completion.prompt_seconds, "seconds": completion.seconds, **spent}
         if kept is not None and kept + 1 != spent["attempts"]:
             cost["kept_attempt"] = kept + 1
+        if sent_back:
+            cost["sent_back_for"] = list(sent_back)
         cache_problem = None
         if self.cache is not None:
             cache_problem = self.cache.put(self.key(paper), review, cost, model=self.model.spec.name,
@@ -396,6 +405,7 @@ class _Job:
     best: tuple | None = None  # (review, problems, completion, attempt) of the least bad answer
     error: str | None = None
     spent: Counter = field(default_factory=Counter)  # all answers: tokens, seconds, how many
+    sent_back: list[str] = field(default_factory=list)  # why answers were asked again (Problem.kind)
     result: PaperResult | None = None
 
 
