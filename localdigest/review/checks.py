@@ -188,8 +188,9 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
 # practicality reason the prompt opens with 能拿来用的是 ("能拿来用的是 RMT 模型及其推理代码": RMT's
 # abstract ends "Our work is still in progress"). A local model is kept from writing the words
 # there (never_write); a server's answer is flagged, not asked again: a reader must know. "的实现"
-# (the implementation) because with 代码 banned the model wrote it instead in 3 of those 7 reviews
-# ("能拿来用的是优势模型和选择性重演的实现"); the verb (实现了, 难以实现) is not preceded by 的.
+# (the implementation) because with 代码 banned the model offered the implementation instead in 3 of
+# those 7 reviews ("能拿来用的是优势模型和选择性重演的实现"; the third, "架构和实现", is not caught:
+# 和实现 is as often the verb); the verb (实现了, 难以实现) is not preceded by 的.
 CODE_WORDS = ("代码", "源码", "的实现")
 SAYS_CODE = re.compile("|".join(CODE_WORDS))
 ANNOUNCES_CODE = re.compile(r"\bcode(?:base)?s?\b|github|open[- ]?sourc|publicly available|\brelease|available at|https?://",
