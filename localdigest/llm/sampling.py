@@ -14,6 +14,7 @@ pick that token.
 import ctypes
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -39,12 +40,16 @@ class Bans:
     chinese_keys: frozenset[bytes] = frozenset()
     latin: "LatinWords | None" = None
 
+    @cached_property
+    def _window(self) -> int:
+        """How many of the answer's last tokens can hold a banned word's beginning: a token is at
+        least one byte, so the longest beginning's length in bytes (read once, not every step)."""
+        return max((len(head) for head, _ in self.partial), default=0)
+
     def finishing(self, input_ids) -> list[np.ndarray]:
         if not self.partial or not len(input_ids):
             return []
-        # A token is at least one byte: the longest beginning's length in tokens is always enough.
-        window = max(len(head) for head, _ in self.partial)
-        end = b"".join(self.pieces[int(t)] for t in input_ids[-window:] if 0 <= int(t) < len(self.pieces))
+        end = b"".join(self.pieces[int(t)] for t in input_ids[-self._window:] if 0 <= int(t) < len(self.pieces))
         return [tails for head, tails in self.partial if end.endswith(head)]
 
 

@@ -7,7 +7,7 @@ papers through it, so the bench measures exactly what a user runs.
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from localdigest.errors import PromptRejected, ReviewInvalid, option
@@ -261,7 +261,7 @@ class Reviewer:
         return with_warnings(messages, "为这篇论文写的速览", [p.feedback for p in found])
 
     def _accept(self, paper: Paper, review: Review, completion, trimmed: str | None, spent: Counter,
-                flags: tuple[str, ...] = (), kept: int | None = None, sent_back: list[str] = ()) -> PaperResult:
+                flags: tuple[str, ...] = (), kept: int | None = None, sent_back: Sequence[str] = ()) -> PaperResult:
         """The kept answer's figures, and what all the answers asked for cost together (all_*): a
         review asked again took two or three times the kept answer's seconds. `kept`: the kept
         answer's attempt (from 0) when it was not the last; `sent_back`: what each answer asked
