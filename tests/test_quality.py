@@ -354,6 +354,33 @@ def test_a_plain_mistranslation_is_put_right_in_the_prose_where_the_paper_uses_t
     assert "25 个最先进的 LLM" in fixed.main_work and fixed.highlights == "数据来自 25 个最先进的 LLM 的真实对话。"
     # Only where the paper says it: elsewhere the words are left as the model wrote them.
     assert repair(written, PAPER).highlights == written.highlights
+    # "A new state of the art", as LMDX's 亮点 said it at both bench seeds.
+    lmdx = "LMDX: Language Model-based Document Information Extraction\nLMDX sets a new state-of-the-art on VRDU."
+    new_sota = review(highlights="在 VRDU 基准上达到了新的状态机。")
+    assert repair(new_sota, lmdx).highlights == "在 VRDU 基准上达到了新的最先进水平。"
+
+
+def test_an_english_keyword_cut_mid_word_at_its_cap_ends_at_its_last_whole_word():
+    from localdigest.review.checks import repair
+    from localdigest.review.schema import MAX_CHARS
+
+    lmdx = ("LMDX: Language Model-based Document Information Extraction and Localization\n"
+            "We introduce LMDX, a methodology to adapt arbitrary LLMs for document information extraction.")
+    cut = "Language Model-based Document Information Extraction and Loc"  # as Qwen 1.5B wrote it at stop 30
+    assert len(cut) == MAX_CHARS["keyword"]
+    keywords = [{"en": "LMDX", "zh": "LMDX"}, {"en": cut, "zh": "语言模型驱动的文档信息提取和定位"},
+                {"en": "Large Language Models", "zh": "大型语言模型"}, {"en": "Document Understanding", "zh": "文档理解"},
+                {"en": "Semi-structured Documents", "zh": "半结构化文档"}]
+    fixed = repair(review(keywords=keywords), lmdx).keywords
+    assert fixed[1].en == "Language Model-based Document Information Extraction"
+    assert fixed[1].zh == keywords[1]["zh"] and [k.en for k in fixed[2:]] == [k["en"] for k in keywords[2:]]
+    # A keyword that ends at the cap on a word the paper has is whole, and one under the cap is never touched.
+    exact = "Document Information Extraction with Arbitrary LLMs via LMDX"
+    assert len(exact) == MAX_CHARS["keyword"]
+    kept = repair(review(keywords=[keywords[0], {"en": exact, "zh": "文档信息提取"}, *keywords[2:]]), lmdx).keywords
+    assert kept[1].en == exact
+    short = repair(review(keywords=[keywords[0], {"en": "Extraction and Loc", "zh": "提取"}, *keywords[2:]]), lmdx)
+    assert short.keywords[1].en == "Extraction and Loc"
 
 
 def test_english_words_are_the_papers_lower_case_names():
