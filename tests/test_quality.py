@@ -270,10 +270,17 @@ def test_code_the_abstract_does_not_announce_is_flagged_not_asked_again():
     verbs = {**scores, "practicality": {"score": 4, "reason": "能拿来用的是 RMT 的结构，难以实现的全局建模由它实现了。"}}
     assert not [p for p in problems(review(scores=verbs, highlights=plain), default_examples(), rmt)
                 if p.text.startswith("says code")]
-    for announced in (" Code is available at https://github.com/x/rmt.", " We open-source the models.",
-                      " The codebase is released."):
+    for announced in (" Code is available at https://github.com/x/rmt.", " See github.com/x/rmt.",
+                      " The codebase is released.", " RMT writes code from sketches."):
         assert not [p for p in problems(review(scores=scores), default_examples(), rmt + announced)
                     if p.text.startswith("says code")]
+    # A project page, a dataset, weights or other people's open-source models are not code (as
+    # Q-Transformer, LMSYS-Chat-1M, Baichuan 2 and BTLM-3B-8K say it).
+    for unannounced in (" The project's website and videos can be found at https://qtransformer.github.io",
+                        " The dataset is publicly available at https://huggingface.co/datasets/lmsys/lmsys-chat-1m.",
+                        " We will release all pre-training model checkpoints.", " It beats other open-source models."):
+        assert [p.field for p in problems(review(scores=scores, highlights=plain), default_examples(), rmt + unannounced)
+                if p.text.startswith("says code")] == ["scores.practicality"]
 
 
 def test_a_problems_kind_leaves_out_its_particulars():
@@ -302,6 +309,7 @@ def test_a_local_model_is_kept_from_claiming_code_only_where_no_paper_in_its_bat
     assert "代码" not in for_papers(plain, [rmt, longlora]).avoid  # decoded together, they share one format
     # A feed that names the code repository announces code the abstract may not mention.
     assert "代码" not in for_papers(plain, [replace(rmt, code_url="https://github.com/x/RMT")]).avoid
+    assert "代码" not in for_papers(plain, [replace(rmt, code_url="https://codeberg.org/x/RMT")]).avoid
 
 
 def test_a_chinese_keyword_left_half_in_english_is_shown_in_english():

@@ -325,8 +325,9 @@ def for_papers(answer_format: AnswerFormat, papers: list[Paper]) -> AnswerFormat
 
 def paper_text(paper: Paper) -> str:
     """What the checks read of a paper: its title line, then its abstract, then the code repository
-    the feed names (Hugging Face's githubRepo), which announces code where the abstract may not."""
-    return f"{paper.title}\n{paper.abstract}" + (f"\n{paper.code_url}" if paper.code_url else "")
+    the feed names (Hugging Face's githubRepo), which announces code where the abstract may not
+    (labelled, as it may be on a host checks.ANNOUNCES_CODE does not know)."""
+    return f"{paper.title}\n{paper.abstract}" + (f"\ncode: {paper.code_url}" if paper.code_url else "")
 
 
 def worked_examples(prompt: PromptTemplate) -> list[quality.Example]:
