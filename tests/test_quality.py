@@ -267,6 +267,11 @@ def test_code_the_abstract_does_not_announce_is_flagged_not_asked_again():
     assert [p.text for p in problems(review(scores=implementation, highlights=plain), default_examples(), rmt)
             if p.text.startswith("says code")] == [
         "says code is available, which the abstract does not ('能拿来用的是优势模型和选择性重演的实现')"]
+    # With links no longer counting as code, LLM-Grounder's review (seed 7) offered its open-source implementation
+    open_source = {**scores, "practicality": {"score": 4, "reason": "能拿来用的是 RMT 的开源实现，可以在 ImageNet 上复现。"}}
+    assert [p.text for p in problems(review(scores=open_source, highlights=plain), default_examples(), rmt)
+            if p.text.startswith("says code")] == [
+        "says code is available, which the abstract does not ('能拿来用的是 RMT 的开源实现')"]
     verbs = {**scores, "practicality": {"score": 4, "reason": "能拿来用的是 RMT 的结构，难以实现的全局建模由它实现了。"}}
     assert not [p for p in problems(review(scores=verbs, highlights=plain), default_examples(), rmt)
                 if p.text.startswith("says code")]
