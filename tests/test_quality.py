@@ -394,6 +394,9 @@ def test_an_english_keyword_cut_mid_word_at_its_cap_ends_at_its_last_whole_word(
     assert kept[1].en == exact
     short = repair(review(keywords=[keywords[0], {"en": "Extraction and Loc", "zh": "提取"}, *keywords[2:]]), lmdx)
     assert short.keywords[1].en == "Extraction and Loc"
+    # Nor where the shorter term is already a keyword.
+    twice = [*keywords[:3], {"en": "Language Model-based Document Information Extraction", "zh": "文档信息提取"}, keywords[4]]
+    assert repair(review(keywords=twice), lmdx).keywords[1].en == cut
 
 
 def test_english_words_are_the_papers_lower_case_names():

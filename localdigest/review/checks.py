@@ -273,15 +273,16 @@ DANGLING = re.compile(r"(?:[\s,:;/-]+(?:and|or|of|for|with|via|in|on|to|the|a|an
 def whole_word_keywords(review: Review, paper_text: str) -> Review:
     """The review with each English keyword cut mid-word at its cap ended at its last whole word. A
     last word counts as whole when the paper has it as a word (a term of 60 letters may end exactly
-    at the cap)."""
+    at the cap). Not where the shorter term is another keyword (the duplicate check would flag it)."""
     words = {word.casefold() for word in re.findall(r"[A-Za-z0-9]+", paper_text)}
+    have = {_norm(keyword.en) for keyword in review.keywords}
 
     def fixed(keyword: Keyword) -> Keyword:
         last = re.search(r"[A-Za-z0-9]+$", keyword.en)
         if len(keyword.en) < MAX_CHARS["keyword"] or not last or last.group().casefold() in words:
             return keyword
         shorter = DANGLING.sub("", keyword.en[:last.start()])
-        return Keyword(shorter, keyword.zh) if shorter else keyword
+        return Keyword(shorter, keyword.zh) if shorter and _norm(shorter) not in have else keyword
     return replace(review, keywords=tuple(fixed(keyword) for keyword in review.keywords))
 
 
