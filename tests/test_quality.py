@@ -279,6 +279,16 @@ def test_code_the_abstract_does_not_announce_is_flagged_not_asked_again():
                       " The codebase is released.", " RMT writes code from sketches."):
         assert not [p for p in problems(review(scores=scores), default_examples(), rmt + announced)
                     if p.text.startswith("says code")]
+    # "Two lines of code" says how small a change is: the review may say so, but not offer the code.
+    longlora = PAPER  # its only code: "implemented with only two lines of code in training"
+    offered = {**scores, "practicality": {"score": 4, "reason": "能拿来用的是 LongLoRA 的代码和预训练模型，可以用于长上下文任务。"}}
+    lines = review(scores=offered, highlights="移位短注意力只需两行代码即可在训练中实现，推理时可选。")
+    assert [(p.text, p.field) for p in problems(lines, default_examples(), longlora) if p.text.startswith("says code")] == [
+        ("says code is available, which the abstract does not ('能拿来用的是 LongLoRA 的代码和预训练模型')",
+         "scores.practicality")]
+    assert not [p for p in problems(review(), default_examples(), longlora) if p.text.startswith("says code")]
+    assert not [p for p in problems(lines, default_examples(), longlora + " Code is at github.com/x/LongLoRA.")
+                if p.text.startswith("says code")]
     # A project page, a dataset, weights or other people's open-source models are not code (as
     # Q-Transformer, LMSYS-Chat-1M, Baichuan 2 and BTLM-3B-8K say it).
     for unannounced in (" The project's website and videos can be found at https://qtransformer.github.io",
