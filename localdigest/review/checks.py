@@ -224,13 +224,12 @@ def _unsaid_code(review: Review, paper_text: str) -> tuple[str, str] | None:
     """(field, the clause) of the first claim of usable code in the review when the paper's title
     and abstract announce none. Where their only code is "lines of code", only the practicality
     reason (what a reader can use) is read: the rest may say 代码 as the paper does."""
-    if not paper_text:
+    if not paper_text or ANNOUNCES_CODE.search(LINES_OF_CODE.sub("", paper_text)):
         return None
-    fields = {"highlights": review.highlights, **{f"{n} reason": s.reason for n, s in review.scores().items()}}
-    if ANNOUNCES_CODE.search(paper_text):
-        if ANNOUNCES_CODE.search(LINES_OF_CODE.sub("", paper_text)):
-            return None
+    if ANNOUNCES_CODE.search(paper_text):  # its only code: "lines of code"
         fields = {"practicality reason": review.practicality.reason}
+    else:
+        fields = {"highlights": review.highlights, **{f"{n} reason": s.reason for n, s in review.scores().items()}}
     for name, text in fields.items():
         for clause in re.split(f"[，；、{SENTENCE_END}]", text):
             if SAYS_CODE.search(clause):
@@ -285,6 +284,8 @@ def whole_word_keywords(review: Review, paper_text: str) -> Review:
     """The review with each English keyword cut mid-word at its cap ended at its last whole word. A
     last word counts as whole when the paper has it as a word (a term of 60 letters may end exactly
     at the cap). Not where the shorter term is another keyword (the duplicate check would flag it)."""
+    if all(len(keyword.en) < MAX_CHARS["keyword"] for keyword in review.keywords):
+        return review  # nearly always: the paper is read only for a keyword at its cap
     words = {word.casefold() for word in re.findall(r"[A-Za-z0-9]+", paper_text)}
     have = {_norm(keyword.en) for keyword in review.keywords}
 
