@@ -75,6 +75,8 @@ def test_text_the_paper_itself_shares_with_an_example_is_not_a_copy():
     ({"scores": {**valid_dict()["scores"], "practicality": {"score": 4, "reason": GOOD}}},
      "the practicality reason repeats 主要工作/亮点"),
     ({"main_work": "本文把 LLaMA2 7 亿参数模型的上下文扩展到 100k。"}, "writes 7B as 7 亿 (7B is 70 亿)"),
+    # BTLM-3B-8K's 3 billion parameters were "7.5 亿参数" in a bench review: no number of the paper's
+    ({"main_work": "本文把 LLaMA2 7B 的上下文扩展到 100k，共 17 亿参数。"}, "writes 17 亿, a number the paper does not give"),
     ({"main_work": "本文提出 LongLoRA，一种扩展大模型上下文长度的高效微调方法。"}, "main_work is too short (34 characters)"),
     ({"keywords": [{"en": "LoRA", "zh": "低秩适配"}, {"en": "lora", "zh": "LoRA"}] + valid_dict()["keywords"][2:]},
      "duplicate keywords"),
@@ -90,6 +92,7 @@ def test_problems_a_reader_would_see_are_named_and_mild(changes, expected):
     assert found[0].ask_again == (expected in ("main_work is in the first person", "not written in Chinese: highlights",
                                                "main_work says one sentence twice", "writes 7B as 7 亿 (7B is 70 亿)",
                                                "main_work is too short (34 characters)",
+                                               "writes 17 亿, a number the paper does not give",
                                                "the practicality reason repeats 主要工作/亮点"))
     # Where it starts: asked again, a local model keeps the answer before that field (review.pipeline)
     fields = {"not written in Chinese: highlights": "highlights", "highlights is cut off": "highlights",
@@ -101,7 +104,8 @@ def test_problems_a_reader_would_see_are_named_and_mild(changes, expected):
 
 @pytest.mark.parametrize("main_work", [
     "本文把 LLaMA2 70 亿参数模型的上下文扩展到 100k。",  # right: 7B is 70 亿
-    "本文把 LLaMA2 7B 的上下文扩展到 100k，而 17 亿参数的模型不在其列。",  # 17 亿 is not 7 亿
+    "本文把 LLaMA2 7B 的上下文扩展到 100k，把 700 亿参数的 LLaMA2 扩展到 32k。",  # 700 亿 is 70B, and not 7 亿
+    "本文的 LLaMA2 有 70.0 亿参数，用 10 万个 token 的上下文。",  # 7B and 100k: the same numbers, written otherwise
     "本文的方法只需两行代码。本文的方法只需两行代码就能接入。",  # similar sentences, not the same one
 ])
 def test_right_numbers_and_distinct_sentences_are_not_problems(main_work):
@@ -152,6 +156,19 @@ def test_billions_written_as_yi_are_written_back_as_the_paper_spells_them():
     assert fix_numbers(in_words, chat).main_work == "本文发布包含1M真实世界对话的数据集，而非一百万条。"
     assert [p.text for p in problems(in_words, [], chat) if "万" in p.text] == ["writes 1M as 1000 万 (1M is 100 万)"]
     assert fix_numbers(review(main_work="本文介绍七亿参数的模型，不是二十七亿。"), paper).main_work == "本文介绍7B参数的模型，不是二十七亿。"
+
+
+def test_a_papers_numbers_are_read_at_their_english_scale():
+    from localdigest.review.checks import _paper_numbers, _unknown_scale
+
+    given = _paper_numbers("BTLM-3B-8K, a 3-billion-parameter model, trained on 627B tokens and 680,000 hours "
+                           "of audio, with 100k context and 2.6 trillion tokens; 1.9M pairs.")
+    assert {3e9, 627e9, 6.8e5, 1e5, 2.6e12, 1.9e6} <= set(given)
+    written = ["30 亿参数", "6270 亿个", "68 万小时", "10 万", "2.6 万亿个", "190 万对", "约 69 万"]
+    assert [_unknown_scale(given, text) for text in written] == [None] * 6 + ["69 万"]  # 1% for rounding, no more
+    assert _unknown_scale(given, "7.5 亿参数") == "7.5 亿"
+    # Without the paper's text nothing is judged.
+    assert not [p for p in problems(review(main_work="本文的模型有 7.5 亿参数。" + MORE), [], "") if "number" in p.text]
 
 
 def test_a_sentence_the_grammar_stopped_at_its_cap_ends_at_its_last_clause_instead():
@@ -319,7 +336,7 @@ def test_a_local_model_is_kept_from_claiming_code_only_where_no_paper_in_its_bat
     longlora = Paper(arxiv_id="2309.12307", title="LongLoRA",
                      abstract="LongLoRA extends context. Code and models are available at https://github.com/x/LongLoRA.")
     plain = AnswerFormat("root ::= \"x\"")
-    assert {"代码", "源码", "的实现", "我"} <= set(for_papers(plain, [rmt]).avoid)
+    assert {"代码", "源码", "的实现", "开源实现", "我"} <= set(for_papers(plain, [rmt]).avoid)
     assert "代码" not in for_papers(plain, [longlora]).avoid and "我" in for_papers(plain, [longlora]).avoid
     assert "代码" not in for_papers(plain, [rmt, longlora]).avoid  # decoded together, they share one format
     # A feed that names the code repository announces code the abstract may not mention.

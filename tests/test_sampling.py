@@ -216,3 +216,46 @@ def test_no_lower_case_english_word_is_begun_in_a_chinese_value(tiny_gguf):
     only = model.complete_many([messages], AnswerFormat(r'root ::= "{\"zh\": \"" [a-z]{5} "\"}"',
                                                         chinese_keys=("zh",)), seed=0)[0].text
     assert re.fullmatch(r'\{"zh": "[a-z]{5}"\}', only)
+
+
+def test_restating_penalty_grows_with_the_copied_run_and_spares_latin():
+    """llama.cpp's DRY penalty kept to the answer's prose: a token that would go on copying a run
+    of the answer's own earlier tokens loses more the longer the run; an ASCII token (a name, a
+    number, a space) ends a run and is never penalised itself."""
+    import numpy as np
+
+    from localdigest.llm.sampling import Restating
+
+    ascii_tokens = {7, 8}
+    restating = Restating(frozenset({b"reason"}), np.array([t in ascii_tokens for t in range(10)]), allowed=2)
+    earlier = [1, 2, 3, 4, 5, 6]
+    assert restating.penalties(earlier + [9, 1]) == {}  # one token of a run: not yet
+    two, three = restating.penalties(earlier + [9, 1, 2]), restating.penalties(earlier + [9, 1, 2, 3])
+    assert set(two) == {3} and set(three) == {4} and three[4] > two[3] > 0
+    assert restating.penalties([1, 2, 7, 3, 4, 5, 9, 1, 2, 7, 3, 4]) == {5: restating.multiplier}  # 7 ended the run
+    assert restating.penalties([1, 2, 8, 5, 1, 2]) == {}  # what came next was Latin: free to copy
+    assert restating.penalties([1, 2, 3, 5, 1, 2, 3, 8]) == {}  # the answer ends in Latin
+
+
+def test_a_fresh_value_copies_less_of_the_answer_before_it(tiny_gguf):
+    """Greedy decoding on random weights loops, so a second value repeats the first; with its key
+    in fresh_keys the runs it shares with the first are shorter. Each CJK character is three byte
+    tokens in the tiny vocabulary, none of them ASCII."""
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.llm.local import LocalModel
+    from localdigest.llm.registry import ModelSpec
+
+    model = LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=2048,
+                                 generation={"max_tokens": 300, "temperature": 0.0}), tiny_gguf)
+    grammar = r'root ::= "{\"main_work\": \"" [的是了在有和]{30} "\", \"reason\": \"" [的是了在有和]{30} "\"}"'
+    messages = [{"role": "user", "content": "write"}]
+
+    def longest_shared(answer_format, seed):
+        text = model.complete_many([messages], answer_format, seed=seed)[0].text
+        main_work, reason = re.fullmatch(r'\{"main_work": "(.*)", "reason": "(.*)"\}', text).groups()
+        return max((n for n in range(1, 31) for i in range(31 - n) if reason[i:i + n] in main_work), default=0)
+
+    free = [longest_shared(AnswerFormat(grammar), seed) for seed in range(3)]
+    fresh = [longest_shared(AnswerFormat(grammar, fresh_keys=("reason",)), seed) for seed in range(3)]
+    assert min(free) >= 8, free  # this test can fail
+    assert max(fresh) <= 4, (free, fresh)

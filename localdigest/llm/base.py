@@ -54,6 +54,9 @@ class AnswerFormat:
     # models; sampling.LatinWords), except `english_words`, lower-case names a paper spells (seq2seq).
     chinese_keys: tuple[str, ...] = ()
     english_words: tuple[str, ...] = ()
+    # Keys whose string values are not to restate the answer's earlier text: a run of non-Latin
+    # tokens copied from it is penalised the more the longer it grows (local models; sampling.Restating).
+    fresh_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

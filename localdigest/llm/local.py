@@ -51,6 +51,7 @@ class LocalModel:
         self._banned_ids: dict = {}
         self._pieces: tuple[bytes, ...] | None = None
         self._latin = None  # sampling.LatinWords, built on first use
+        self._restating = None  # sampling.Restating without keys, built on first use
 
     @property
     def loaded(self) -> bool:
@@ -206,7 +207,7 @@ class LocalModel:
         import dataclasses
 
         avoid = answer_format.avoid
-        if not avoid and not answer_format.no_repeat and not answer_format.chinese_keys:
+        if not avoid and not answer_format.no_repeat and not answer_format.chinese_keys and not answer_format.fresh_keys:
             return None
         if avoid not in self._banned_ids:
             import numpy as np
@@ -234,6 +235,13 @@ class LocalModel:
                     partial.append((spelled[:cut], np.array(tails, dtype=np.int64)))
             self._banned_ids[avoid] = Bans(np.array(always, dtype=np.int64), tuple(partial), vocabulary)
         bans = dataclasses.replace(self._banned_ids[avoid], no_repeat=answer_format.no_repeat)
+        if answer_format.fresh_keys:
+            from localdigest.llm.sampling import Restating
+
+            if self._restating is None:  # one pass over the vocabulary, then the keys swapped in
+                self._restating = Restating.from_vocabulary(frozenset(), self._vocabulary())
+            keys = frozenset(key.encode("utf-8") for key in answer_format.fresh_keys)
+            bans = dataclasses.replace(bans, restating=dataclasses.replace(self._restating, keys=keys))
         if not answer_format.chinese_keys:
             return bans
         return dataclasses.replace(bans, chinese_keys=frozenset(key.encode("utf-8") for key in answer_format.chinese_keys),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from localdigest.review.schema import MAX_CHARS, PROSE, SCORE_DIMENSIONS, SENTENCE_END, Keyword, Review
 from localdigest.review.terms import standard_prose, standard_terms
 
-CHECKS_VERSION = 10
+CHECKS_VERSION = 11
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
 # A Latin letter counts half: "fine-tunin" is one English term any paper may use (measured: a
@@ -47,6 +47,10 @@ LOWER_NAME = re.compile(r"[A-Z0-9_]|\.[a-z]{2}")
 # writing something new: 亮点 became 主要工作 with words swapped (编撰→编译), and names the ban cut
 # into came out wrong ("LMSYS-Chat-10M", "LMSYS-Chat-1м", "BTLM-3B-8 K"). Off until a ban knows names.
 NO_REPEAT = 0
+# A score's reason is written, not copied from 主要工作/亮点: a local model is turned aside from a long
+# run of the answer's own earlier words there (AnswerFormat.fresh_keys, sampling.Restating); the
+# check below (a reason repeating 主要工作/亮点) reads every answer as before.
+FRESH_KEYS = ("reason",)
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 PROSE_FIELDS = {"main_work": "主要工作", "highlights": "亮点"}
 # "7B" in an abstract is 70 亿 parameters; Qwen2.5-Coder 1.5B wrote "7 亿和 13 亿参数" for Baichuan 2's
@@ -127,13 +131,22 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         found.append(Problem(f"main_work is too short ({len(review.main_work)} characters)",
                              "主要工作太短，只说了论文做什么。请用 2-3 句话写清本文研究的问题、提出的方法和得到的结果，约 120-200 字。",
                              field="main_work"))
-    wrong_numbers = _wrong_numbers(paper_text)
+    wrong_numbers, given = _wrong_numbers(paper_text), None
     for name, text in prose.items():  # the first field with a misread number: the rest were written after it
         misread = _numbers_misread(wrong_numbers, text)
         if misread:
             value, unit, back, right = misread
             found.append(Problem(f"writes {back} as {value} {unit} ({back} is {right} {unit})",
                                  f"摘要里的 {back} 是 {right} {unit}，不是 {value} {unit}。请照原文写 {back}。",
+                                 field=_field(name)))
+            break
+        if not paper_text:  # no paper to read the numbers in
+            continue
+        given = given if given is not None else _paper_numbers(paper_text)
+        unknown = _unknown_scale(given, text)
+        if unknown:
+            found.append(Problem(f"writes {unknown}, a number the paper does not give",
+                                 f"摘要里没有 {unknown} 这个数。数字和规模请照摘要原样写（如 3B、1M），不要换算。",
                                  field=_field(name)))
             break
     not_chinese = [name for name, text in prose.items() if cjk_share(text) < MIN_CJK_SHARE]
@@ -190,12 +203,11 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
 # there (never_write); a server's answer is flagged, not asked again: a reader must know. "的实现"
 # (the implementation) because with 代码 banned the model offered the implementation instead in 3 of
 # those 7 reviews ("能拿来用的是优势模型和选择性重演的实现"; the third, "架构和实现", is not caught:
-# 和实现 is as often the verb); the verb (实现了, 难以实现) is not preceded by 的.
-CODE_WORDS = ("代码", "源码", "的实现")
-# Flagged, not banned yet: with links no longer counting as code (stop 31), LLM-Grounder's review
-# at seed 7 offered "LLM-Grounder 的开源实现" (的 + 开源实现 gets past 的实现). A ban changes the
-# answers and needs a bench run; a flag changes none, and cached reviews are checked again when read.
-SAYS_CODE = re.compile("|".join((*CODE_WORDS, "开源实现")))
+# 和实现 is as often the verb); the verb (实现了, 难以实现) is not preceded by 的. "开源实现" (an
+# open-source implementation) since stop 32: with links no longer counting as code (stop 31),
+# LLM-Grounder's review at seed 7 offered "LLM-Grounder 的开源实现" (的 + 开源实现 gets past 的实现).
+CODE_WORDS = ("代码", "源码", "的实现", "开源实现")
+SAYS_CODE = re.compile("|".join(CODE_WORDS))
 # A paper announces code when it says "code" (a release, or its topic: a paper on code generation
 # keeps 代码) or links a code host. Not a link, a release or "open-source" as such (checks version
 # 10): they are as often a project page (Q-Transformer's qtransformer.github.io), a dataset
@@ -454,6 +466,36 @@ def _wrong_numbers(paper_text: str) -> list[tuple[str, str, str, str]]:
                 if f"{n * mistake:g}" not in right:
                     wrong.append((f"{n * mistake:g}", unit, f"{n:g}{suffix}", f"{n * times:g}"))
     return wrong
+
+
+# A number at a Chinese scale ("7.5 亿", "68 万", "2.6 万亿"), as a review writes it, and what each
+# scale is worth. Longest first, so 万亿 is read before 万 and 亿.
+CHINESE_SCALE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(万亿|千亿|百亿|十亿|亿|千万|百万|十万|万)")
+SCALE_VALUE = {"万": 1e4, "十万": 1e5, "百万": 1e6, "千万": 1e7, "亿": 1e8, "十亿": 1e9, "百亿": 1e10, "千亿": 1e11,
+               "万亿": 1e12}
+# A number in a paper: digits with thousands commas or a decimal point, and an English scale after it
+# ("3 billion", "3-billion-parameter", "627B", "100k").
+PAPER_NUMBER = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)[\s-]*"
+                          r"(trillion\b|billion\b|million\b|thousand\b|[TBMK]\b|k\b)?")
+PAPER_SCALE = {"trillion": 1e12, "T": 1e12, "billion": 1e9, "B": 1e9, "million": 1e6, "M": 1e6, "thousand": 1e3,
+               "K": 1e3, "k": 1e3}
+
+
+def _paper_numbers(paper_text: str) -> list[float]:
+    """Every number the paper gives, at its scale: "3 billion" 3e9, "680,000" 6.8e5, "1M" 1e6."""
+    return [float(digits.replace(",", "")) * PAPER_SCALE.get(scale, 1)
+            for digits, scale in PAPER_NUMBER.findall(paper_text)]
+
+
+def _unknown_scale(given: list[float], review_text: str) -> str | None:
+    """The first number the review writes at a Chinese scale that is none of the paper's numbers
+    (within 1%, for rounding), as written ("7.5 亿"): BTLM-3B-8K's 3 billion parameters became
+    "7.5 亿参数" (750 million) in a bench review, in 主要工作, 亮点, a keyword and a reason."""
+    for match in CHINESE_SCALE.finditer(review_text):
+        value = float(match.group(1)) * SCALE_VALUE[match.group(2)]
+        if not any(abs(value - number) <= 0.01 * number for number in given):
+            return f"{match.group(1)} {match.group(2)}"
+    return None
 
 
 def _numbers_misread(wrong_numbers: list[tuple[str, str, str, str]],

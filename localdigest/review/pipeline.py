@@ -57,7 +57,8 @@ class Reviewer:
         self.cache = cache
         schema = prompt.schema()
         self.answer_format = AnswerFormat(schema_to_gbnf(schema), schema, avoid=quality.NEVER_WRITE,
-                                          no_repeat=quality.NO_REPEAT, chinese_keys=quality.CHINESE_KEYS)
+                                          no_repeat=quality.NO_REPEAT, chinese_keys=quality.CHINESE_KEYS,
+                                          fresh_keys=quality.FRESH_KEYS)
         self.skeleton = Skeleton.from_schema(schema)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
