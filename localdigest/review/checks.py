@@ -131,7 +131,7 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         found.append(Problem(f"main_work is too short ({len(review.main_work)} characters)",
                              "主要工作太短，只说了论文做什么。请用 2-3 句话写清本文研究的问题、提出的方法和得到的结果，约 120-200 字。",
                              field="main_work"))
-    wrong_numbers, given = _wrong_numbers(paper_text), None
+    wrong_numbers, given = _wrong_numbers(paper_text), _paper_numbers(paper_text)
     for name, text in prose.items():  # the first field with a misread number: the rest were written after it
         misread = _numbers_misread(wrong_numbers, text)
         if misread:
@@ -140,10 +140,7 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
                                  f"摘要里的 {back} 是 {right} {unit}，不是 {value} {unit}。请照原文写 {back}。",
                                  field=_field(name)))
             break
-        if not paper_text:  # no paper to read the numbers in
-            continue
-        given = given if given is not None else _paper_numbers(paper_text)
-        unknown = _unknown_scale(given, text)
+        unknown = _unknown_scale(given, text) if paper_text else None  # no paper to read the numbers in
         if unknown:
             found.append(Problem(f"writes {unknown}, a number the paper does not give",
                                  f"摘要里没有 {unknown} 这个数。数字和规模请照摘要原样写（如 3B、1M），不要换算。",
