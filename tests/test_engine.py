@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -8,7 +9,7 @@ from localdigest.review.grammar import schema_to_gbnf
 from localdigest.llm.registry import ModelSpec
 from localdigest.sources.papers import Paper
 from localdigest.review.prompts import load_prompt
-from localdigest.review.schema import REVIEW_SCHEMA, SCORE_VALUES, Review
+from localdigest.review.schema import PROSE, REVIEW_SCHEMA, SCORE_VALUES, SENTENCE_END, Review
 from localdigest.testing.tiny_model import write_tiny_gguf
 
 PAPER = Paper(arxiv_id="2309.12307", title="LongLoRA", abstract="We present LongLoRA, an efficient fine-tuning approach.")
@@ -30,6 +31,10 @@ def test_grammar_constrained_output_always_validates(tiny_gguf):
         assert not any(ord(c) < 0x20 for c in completion.text), "raw control character in output"
         review = Review.from_json(completion.text)  # random weights, yet the grammar forces the schema
         assert all(s.score in SCORE_VALUES for s in review.scores().values())
+        # and the prose shapes: 主要工作 has two sentences at least, like every GPT-4 reference
+        assert re.fullmatch(PROSE["main_work"].pattern, review.main_work)
+        assert len(re.findall(f"[{SENTENCE_END}]", review.main_work)) >= 2
+        assert re.fullmatch(PROSE["highlights"].pattern, review.highlights)
         assert completion.completion_tokens > 20 and completion.prompt_tokens > 100
 
 
@@ -44,7 +49,6 @@ def test_model_loads_lazily_and_once(tiny_gguf):
 
 def test_threads_default_to_the_physical_cores_this_process_may_use(tiny_gguf):
     import os
-    import re
     from pathlib import Path
 
     cpuinfo = Path("/proc/cpuinfo").read_text()

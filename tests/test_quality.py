@@ -125,6 +125,20 @@ def test_answers_that_say_nothing_are_severe(changes, expected):
                               "every score is 0": ""}[expected]
 
 
+def test_a_reason_may_name_what_the_summary_names():
+    # ALMA at seed 42, stop 32: a reason naming the model by its long English name was "restating"
+    # by that name's 8-character runs alone, and was asked again twice for it.
+    name = "Advanced Language Model-based trAnslator (ALMA)"
+    summary = dict(main_work=f"本文通过两阶段微调开发出 {name} 模型。" + MORE,
+                   highlights="它在单语数据上先微调，再用少量高质量平行数据微调，翻译质量超过同规模的模型。")
+    naming = {**valid_dict()["scores"], "practicality": {"score": 4, "reason": f"能拿来用的是 {name} 模型，无需大量并行数据。"}}
+    assert not [p for p in problems(review(**summary, scores=naming), [], PAPER) if "reason repeats" in p.text]
+    copying = {**valid_dict()["scores"], "practicality": {
+        "score": 4, "reason": f"能拿来用的是 {name}，它在单语数据上先微调，再用少量高质量平行数据微调。"}}
+    assert [p.text for p in problems(review(**summary, scores=copying), [], PAPER) if "reason repeats" in p.text] == [
+        "the practicality reason repeats 主要工作/亮点"]
+
+
 def test_first_person_check_leaves_self_words_alone():
     assert problems(review(main_work="本文研究大模型的自我纠错能力，发现自我反思在我国的中文数据上同样有效。" + MORE), [], PAPER) == []
 

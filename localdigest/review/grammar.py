@@ -74,11 +74,11 @@ def _visit(schema: dict, name: str, rules: dict[str, str]) -> str:
 
 
 def _prose(shape) -> str:
-    """Up to `sentences` sentences of up to `sentence_chars` characters, each closed by a sentence mark."""
+    """`least` to `sentences` sentences of up to `sentence_chars` characters, each closed by a sentence mark."""
     # the words it must start with, else a first character of the right kind; then the rest of that sentence
     start = _literal(shape.opening) if shape.opening else "cjk" if shape.chinese_start else "prose-first"
     opening = f"{start} sentence-char{{0,{shape.first_rest}}} sentence-end"
-    more = f" (later-first sentence-char{{0,{shape.sentence_chars - 2}}} sentence-end){{0,{shape.sentences - 1}}}" \
+    more = f" (later-first sentence-char{{0,{shape.sentence_chars - 2}}} sentence-end){{{shape.least - 1},{shape.sentences - 1}}}" \
         if shape.sentences > 1 else ""
     return f'"\\"" {opening}{more} "\\""'
 
