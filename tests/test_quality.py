@@ -392,6 +392,12 @@ def test_keywords_get_the_fields_standard_chinese_term():
     generative = review(keywords=[{"en": "Generative Large Language Models", "zh": "生成语言模型"},
                                   *({"en": e, "zh": z} for e, z in written[1:])])
     assert repair(generative, paper).keywords[0].zh == "生成大型语言模型"
+    # "various multimodal" (DreamLLM's, every bench run), and the abbreviation
+    dream = review(keywords=[{"en": "Multimodal Large Language Models", "zh": "多种多模态大型语言模型"},
+                             {"en": "MLLMs", "zh": "MLLMs"}, *({"en": e, "zh": z} for e, z in written[:3])])
+    assert [k.zh for k in repair(dream, paper).keywords][:2] == ["多模态大型语言模型", "MLLMs"]  # not twice the same
+    dream = review(keywords=[{"en": "MLLMs", "zh": "MLLMs"}, *({"en": e, "zh": z} for e, z in written[:4])])
+    assert repair(dream, paper).keywords[0].zh == "多模态大型语言模型"
     # A term the glossary does not know is left as written.
     other = review(keywords=[{"en": "Retentive Networks", "zh": "RetNet"}, *({"en": e, "zh": z} for e, z in written[1:])])
     assert repair(other, paper).keywords[0].zh == "RetNet"
