@@ -16,9 +16,10 @@ from localdigest.sources.papers import Paper
 from test_reviews import valid_dict
 
 SKELETON = Skeleton.from_schema(REVIEW_SCHEMA)
-# 主要工作 in two sentences: the grammar asks for two at least (schema.PROSE)
-FULL = json.dumps({**valid_dict(), "main_work": "本文提出了 LongLoRA。它用移位短注意力扩展上下文。", "scores": {name: {"reason": score["reason"], "score": score["score"]}  # grammar order
-                                              for name, score in valid_dict()["scores"].items()}}, ensure_ascii=False)
+MAIN_WORK = "本文提出了 LongLoRA。它用移位短注意力扩展上下文。"  # two sentences: the grammar asks for two at least
+FULL = json.dumps({**valid_dict(), "main_work": MAIN_WORK,
+                   "scores": {name: {"reason": score["reason"], "score": score["score"]}  # grammar order
+                              for name, score in valid_dict()["scores"].items()}}, ensure_ascii=False)
 
 
 @pytest.mark.parametrize("text, forced", [
@@ -157,7 +158,7 @@ def test_an_answer_goes_on_from_a_given_start_on_the_real_decoder(tiny_gguf):
     again = model.complete_many(conversations, answer, seed=3, starts=[start, ""])
     assert again[0].text.startswith(start) and again[0].text != FULL
     kept = Review.from_json(again[0].text)  # the grammar took the start and went on from there
-    assert kept.main_work == "本文提出了 LongLoRA。它用移位短注意力扩展上下文。" and kept.keywords == Review.from_json(FULL).keywords
+    assert kept.main_work == MAIN_WORK and kept.keywords == Review.from_json(FULL).keywords
     assert again[0].completion_tokens < first[0].completion_tokens / 2, (again[0], first[0])  # only the scores
     other = again[1].text  # the other paper's answer is its own, written from its beginning
     assert not other.startswith(start[:20]) and Review.from_json(other) and again[1].completion_tokens > 100
