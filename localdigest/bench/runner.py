@@ -186,13 +186,13 @@ def _reader_checks(reviewed, prompt: PromptTemplate) -> dict[str, float]:
 
     # Every review with its generation's figures, cached or not (like the cost rows): a run that found
     # most answers cached and generated one gave that one's 0 or 1 here.
-    generated = [r for r in reviewed if r.cost]
+    costed = [r for r in reviewed if r.cost]
     return {"example_text_share": share("copies the worked example"), "first_person_share": share("first person"),
             "truncated_share": share("cut off"),
             "english_share": sum(bool(metrics.untranslated_words(r.review, paper_text(r.paper)))
                                  for r in reviewed) / len(reviewed),
             "flagged_share": sum(bool(r.flags) for r in reviewed) / len(reviewed),
-            "retried_share": sum(r.cost.get("attempts", 1) > 1 for r in generated) / len(generated) if generated else 0.0}
+            "retried_share": sum(r.cost.get("attempts", 1) > 1 for r in costed) / len(costed) if costed else 0.0}
 
 
 def peak_memory_bytes() -> int:
