@@ -68,20 +68,40 @@ def test_unknown_prompt_name_lists_the_available_ones():
     assert "default" in caught.value.fix
 
 
-def test_the_default_examples_open_their_reasons_as_the_instructions_say():
+@pytest.mark.parametrize("name", ["default", "concise"])
+def test_the_examples_open_their_reasons_as_the_instructions_say(name):
     """A small model copies the examples' shape over the instructions': an example reason that
     opened differently would teach the model to ignore the openings (README, Prompts)."""
     import json
-    import re
 
-    prompt = load_prompt("default")
-    openings = dict(zip(("practicality", "innovation", "recommendation"),
-                        re.findall(r"reason 以“([^”]+)”开头", prompt.system)))
-    assert len(openings) == 3
-    assert dict(prompt.openings) == openings  # and the grammar writes the same words
+    prompt = load_prompt(name)
+    openings = dict(prompt.openings)
+    assert set(openings) == {"practicality", "innovation", "recommendation"}
+    positions = [prompt.system.find(f"“{words}”") for words in openings.values()]
+    assert -1 not in positions and positions == sorted(positions)  # the instructions name them, in order
     for _user, answer in prompt.examples:
         for name, score in json.loads(answer)["scores"].items():
             assert score["reason"].startswith(openings[name]), (name, score["reason"])
+
+
+@pytest.mark.parametrize("name", ["default", "concise"])
+def test_the_examples_are_answers_the_grammar_allows(name):
+    """An example the grammar could not write (one sentence of 主要工作 where it asks two) shows the
+    model a shape it is then forced out of, mid-answer."""
+    import re
+    from dataclasses import replace
+
+    from localdigest.review.schema import PROSE, Review
+
+    prompt = load_prompt(name)
+    openings = dict(prompt.openings)
+    for _user, answer in prompt.examples:
+        review = Review.from_json(answer)
+        assert re.fullmatch(PROSE["main_work"].pattern, review.main_work), review.main_work
+        assert re.fullmatch(PROSE["highlights"].pattern, review.highlights), review.highlights
+        for score_name, score in review.scores().items():
+            shape = replace(PROSE["reason"], opening=openings.get(score_name, ""))
+            assert re.fullmatch(shape.pattern, score.reason), score.reason
 
 
 def test_openings_are_part_of_the_prompt_and_its_schema(tmp_path):
