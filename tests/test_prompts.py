@@ -2,7 +2,10 @@ import pytest
 
 from localdigest.errors import PromptError
 from localdigest.sources.papers import Paper
-from localdigest.review.prompts import PROMPTS_DIR, load_prompt
+from localdigest.review.prompts import PROMPTS_DIR, load_prompt, shipped_prompt_names
+
+OPENED = [name for name in shipped_prompt_names() if load_prompt(name).openings]  # default, concise
+WITH_EXAMPLES = [name for name in shipped_prompt_names() if load_prompt(name).examples]
 
 PAPERS = [Paper(arxiv_id="2309.1", title="A", abstract="First.", authors=("X",)),
           Paper(arxiv_id="2309.2", title="B", abstract="Second $5 and $10 ${not_a_variable}.")]
@@ -68,7 +71,7 @@ def test_unknown_prompt_name_lists_the_available_ones():
     assert "default" in caught.value.fix
 
 
-@pytest.mark.parametrize("name", ["default", "concise"])
+@pytest.mark.parametrize("name", OPENED)
 def test_the_examples_open_their_reasons_as_the_instructions_say(name):
     """A small model copies the examples' shape over the instructions': an example reason that
     opened differently would teach the model to ignore the openings (README, Prompts)."""
@@ -80,11 +83,11 @@ def test_the_examples_open_their_reasons_as_the_instructions_say(name):
     positions = [prompt.system.find(f"“{words}”") for words in openings.values()]
     assert -1 not in positions and positions == sorted(positions)  # the instructions name them, in order
     for _user, answer in prompt.examples:
-        for name, score in json.loads(answer)["scores"].items():
-            assert score["reason"].startswith(openings[name]), (name, score["reason"])
+        for score_name, score in json.loads(answer)["scores"].items():
+            assert score["reason"].startswith(openings[score_name]), (score_name, score["reason"])
 
 
-@pytest.mark.parametrize("name", ["default", "concise"])
+@pytest.mark.parametrize("name", WITH_EXAMPLES)
 def test_the_examples_are_answers_the_grammar_allows(name):
     """An example the grammar could not write (a sentence over its cap, an opening it does not force)
     shows the model a shape it is then forced out of, mid-answer. Left out: 主要工作's least number of
