@@ -58,6 +58,22 @@ def test_one_english_term_an_example_also_uses_is_not_a_copy_but_an_english_sent
     assert found.severe and "zero-shottransfers" in found.text
 
 
+def test_an_english_keyword_of_the_papers_own_words_is_not_a_copy_but_a_foreign_one_is():
+    """Baichuan 2's abstract says "multilingual" and "training", never together; the Whisper example's
+    keyword "Multilingual Training" is still a fair keyword for it. A term whose words the paper
+    never uses is the example's."""
+    example = Example(texts=("Multilingual Training", "Learning Rate Schedule"), scores=(1, 1, 1))
+    paper = "Baichuan 2: Open Large-scale Language Models. A series of multilingual models, training on 2.6T tokens."
+
+    def copied(en):
+        keywords = [{"en": en, "zh": "多语言训练"}] + valid_dict()["keywords"][1:]
+        return [p for p in problems(review(keywords=keywords), [example], paper) if "worked example" in p.text]
+
+    assert copied("Multilingual Training") == []
+    (found,) = copied("Learning Rate Schedule")
+    assert found.severe and "learningrateschedule" in found.text
+
+
 def test_text_the_paper_itself_shares_with_an_example_is_not_a_copy():
     shared = "large language models (LLMs)"  # in the paper's abstract, and in the example below
     example = Example(texts=("本文研究预测模型和无损压缩之间的等价关系。", f"它研究 {shared} 的压缩能力。"), scores=(1, 1, 1))

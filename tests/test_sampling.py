@@ -259,3 +259,56 @@ def test_a_fresh_value_copies_less_of_the_answer_before_it(tiny_gguf):
     fresh = [longest_shared(AnswerFormat(grammar, fresh_keys=("reason",)), seed) for seed in range(3)]
     assert min(free) >= 8, free  # this test can fail
     assert max(fresh) <= 4, (free, fresh)
+
+
+def test_sentence_openings_are_found_in_any_spelling():
+    """A banned opening is turned away at a sentence's start however the tokenizer spells it (one
+    token, a token with its own space, a character and then the rest), and only there."""
+    from localdigest.llm.sampling import JsonCursor, Openings
+
+    vocabulary = ("然而".encode(), " 然而".encode(), "然".encode(), "而".encode(), "而且".encode(), "本文".encode(),
+                  "然而，".encode(), "虽然".encode())
+    openings = Openings.from_vocabulary(frozenset({b"main_work"}), ("然而",), vocabulary)
+    named = {head.decode("utf-8", errors="replace"): {vocabulary[t].decode() for t in tokens}
+             for head, tokens in openings.after.items() if head in (b"", "然".encode())}
+    assert named == {"": {"然而", " 然而", "然而，"}, "然": {"而", "而且"}}
+    cursor = JsonCursor()
+    sentences = []
+    for piece in ('{"main_work": "', "本文", "。", " 然", "而", "，作者提出", "！", '", "x": "', "虽"):
+        cursor.feed(piece.encode())
+        sentences.append(cursor.sentence().decode("utf-8", errors="replace"))
+    # The value's start, after a sentence's end mark (a space aside), and a new value each begin anew.
+    assert sentences == ["", "本文", "", "然", "然而", "然而，作者提出", "", "", "虽"]
+    cursor.feed(("很长的一句话" * 5).encode())
+    assert len(cursor.sentence()) <= 24  # only its beginning is kept
+
+
+def test_no_sentence_of_a_value_opens_with_a_banned_word(tiny_gguf):
+    """Random weights over a byte vocabulary open sentences with 然而 when the grammar offers it; with
+    `main_work` in opening_keys none of its sentences does, while 然而 inside a sentence and in the
+    other value stays. Each CJK character is three byte tokens: 而 is e8 80 8c and 耀 e8 80 80, so
+    the word is turned away at its last byte and 然耀 is the way on."""
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.llm.local import LocalModel
+    from localdigest.llm.registry import ModelSpec
+
+    model = LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=2048, generation={"max_tokens": 400}),
+                       tiny_gguf)
+    sentence = '("然而" | "然耀" | "本文"){1,3} "。"'
+    grammar = rf'root ::= "{{\"main_work\": \"" ({sentence}){{6}} "\", \"en\": \"" ({sentence}){{6}} "\"}}"'
+    messages = [{"role": "user", "content": "write"}]
+
+    def opened(text: str) -> list[bool]:
+        return [s.startswith("然而") for s in text.split("。") if s]
+
+    def values(answer_format, seed):
+        text = model.complete_many([messages], answer_format, seed=seed)[0].text
+        return re.fullmatch(r'\{"main_work": "(.*)", "en": "(.*)"\}', text).groups()
+
+    free = [values(AnswerFormat(grammar), seed) for seed in range(3)]
+    assert any(any(opened(main_work)) for main_work, _en in free)  # this test can fail
+    kept = [values(AnswerFormat(grammar, opening_keys=("main_work",), avoid_openings=("然而",)), seed)
+            for seed in range(3)]
+    assert not any(any(opened(main_work)) for main_work, _en in kept), kept
+    assert any(any(opened(en)) for _main_work, en in kept)
+    assert any("然而" in main_work for main_work, _en in kept)  # inside a sentence it may stay

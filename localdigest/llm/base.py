@@ -57,6 +57,10 @@ class AnswerFormat:
     # Keys whose string values are not to restate the answer's earlier text: a run of non-Latin
     # tokens copied from it is penalised the more the longer it grows (local models; sampling.Restating).
     fresh_keys: tuple[str, ...] = ()
+    # Keys whose string values have no sentence that begins with one of `avoid_openings` (local
+    # models; sampling.Openings): 主要工作 opening a sentence with the abstract's background (然而, 近年来).
+    opening_keys: tuple[str, ...] = ()
+    avoid_openings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

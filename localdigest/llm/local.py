@@ -52,6 +52,7 @@ class LocalModel:
         self._pieces: tuple[bytes, ...] | None = None
         self._latin = None  # sampling.LatinWords, built on first use
         self._restating = None  # sampling.Restating without keys, built on first use
+        self._openings: dict = {}  # words -> sampling.Openings without keys, built on first use
 
     @property
     def loaded(self) -> bool:
@@ -207,7 +208,8 @@ class LocalModel:
         import dataclasses
 
         avoid = answer_format.avoid
-        if not avoid and not answer_format.no_repeat and not answer_format.chinese_keys and not answer_format.fresh_keys:
+        if not avoid and not answer_format.no_repeat and not answer_format.chinese_keys and not answer_format.fresh_keys \
+                and not answer_format.avoid_openings:
             return None
         if avoid not in self._banned_ids:
             import numpy as np
@@ -242,6 +244,14 @@ class LocalModel:
                 self._restating = Restating.from_vocabulary(frozenset(), self._vocabulary())
             keys = frozenset(key.encode("utf-8") for key in answer_format.fresh_keys)
             bans = dataclasses.replace(bans, restating=dataclasses.replace(self._restating, keys=keys))
+        if answer_format.avoid_openings and answer_format.opening_keys:
+            from localdigest.llm.sampling import Openings
+
+            words = answer_format.avoid_openings
+            if words not in self._openings:  # one pass over the vocabulary per word list, then the keys swapped in
+                self._openings[words] = Openings.from_vocabulary(frozenset(), words, self._vocabulary())
+            keys = frozenset(key.encode("utf-8") for key in answer_format.opening_keys)
+            bans = dataclasses.replace(bans, openings=dataclasses.replace(self._openings[words], keys=keys))
         if not answer_format.chinese_keys:
             return bans
         return dataclasses.replace(bans, chinese_keys=frozenset(key.encode("utf-8") for key in answer_format.chinese_keys),

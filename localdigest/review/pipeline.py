@@ -58,7 +58,8 @@ class Reviewer:
         schema = prompt.schema()
         self.answer_format = AnswerFormat(schema_to_gbnf(schema), schema, avoid=quality.NEVER_WRITE,
                                           no_repeat=quality.NO_REPEAT, chinese_keys=quality.CHINESE_KEYS,
-                                          fresh_keys=quality.FRESH_KEYS)
+                                          fresh_keys=quality.FRESH_KEYS, opening_keys=quality.OPENING_KEYS,
+                                          avoid_openings=quality.BACKGROUND_OPENINGS)
         self.skeleton = Skeleton.from_schema(schema)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
