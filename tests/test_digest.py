@@ -245,3 +245,14 @@ def test_a_flaw_a_new_answer_does_not_fix_is_flagged_without_asking_again(tiny_g
     result = same_reasons.review(load_feeds([str(HF_FEED)]).papers[0])
     assert len(requests(events)) == 1 and result.flags == ("two score reasons are identical",)
     assert result.cost["attempts"] == 1 and len(same_reasons.cache) == 1
+
+
+def test_a_reviews_main_work_is_turned_away_from_background_openings(tiny_gguf, tmp_path):
+    """The review stage hands the local model its background words for 主要工作 alone: the sampler's
+    bans for a review turn 然而 away at a sentence's start there (the tiny vocabulary is bytes, so
+    at 然 and the first two bytes of 而, the last byte goes), and nowhere else."""
+    review = reviewer(tiny_gguf, tmp_path)
+    bans = review.model._banned(review.answer_format)
+    assert bans.openings.keys == frozenset({b"main_work"})
+    head = "然而".encode()[:-1]
+    assert review.model._vocabulary().index("而".encode()[-1:]) in bans.openings.after[head]
