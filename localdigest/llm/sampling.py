@@ -169,7 +169,7 @@ class Openings:
 
     Why: Qwen2.5-Coder 1.5B opens sentences of 主要工作 with the abstract's background ("近年来，机器
     学习社区…", "然而，训练此类模型假设…", "由于 LLM 没有…") and leaves the results out; GPT-4 opens
-    none of its 283 主要工作 sentences (85 reference reviews) that way. Asking for "no background" in
+    one of its 283 主要工作 sentences (85 reference reviews) that way. Asking for "no background" in
     the instructions did not help (README, Benchmarks); turned away from the word at the sentence's
     start, the model writes what the paper did instead."""
 
@@ -179,13 +179,14 @@ class Openings:
     @classmethod
     def from_vocabulary(cls, keys: frozenset[bytes], words: tuple[str, ...],
                         vocabulary: tuple[bytes, ...]) -> "Openings":
-        wanted: dict[bytes, set[bytes]] = {}  # the sentence so far -> what would finish a word from there
+        finishing: dict[bytes, set[bytes]] = {}  # the sentence so far -> what would finish a word from there
         for word in words:
             spelled = word.encode("utf-8")
             for cut in range(len(spelled)):
-                wanted.setdefault(spelled[:cut], set()).add(spelled[cut:])
+                finishing.setdefault(spelled[:cut], set()).add(spelled[cut:])
+        wanted = {head: tuple(rests) for head, rests in finishing.items()}  # startswith takes a tuple
         every = tuple({rest for rests in wanted.values() for rest in rests})
-        after: dict[bytes, set[int]] = {head: set() for head in wanted}
+        after: dict[bytes, list[int]] = {}
         # One pass over the vocabulary (one C-level startswith per token), then only the few
         # thousand tokens that begin some rest are sorted out by head.
         for token, raw in enumerate(vocabulary):
@@ -193,11 +194,13 @@ class Openings:
             if not (raw.startswith(every) or bare.startswith(every)):
                 continue
             for head, rests in wanted.items():
-                if (bare if head == b"" else raw).startswith(tuple(rests)):
-                    after[head].add(token)
-        return cls(keys, {head: np.array(sorted(tokens), dtype=np.int64) for head, tokens in after.items()})
+                if (bare if head == b"" else raw).startswith(rests):
+                    after.setdefault(head, []).append(token)
+        # A head no token finishes from is left out: the sampler then has nothing to look up there.
+        return cls(keys, {head: np.array(tokens, dtype=np.int64) for head, tokens in after.items()})
 
 
+# review.schema.SENTENCE_END's marks, spelled again: this layer does not import the review stage.
 SENTENCE_ENDS = tuple(mark.encode("utf-8") for mark in "。！？")
 OPENING_BYTES = 24  # of a sentence's beginning kept by JsonCursor: more than the longest word in Openings
 
