@@ -281,6 +281,35 @@ def test_numbers_are_written_back_in_keywords_too():
     assert repair(as_written, baichuan).keywords[1].zh == "7B和 13B参数"
 
 
+def test_tokens_the_review_calls_parameters_are_tokens_again():
+    from localdigest.review.checks import repair
+
+    # OpenBA's abstract: a 15B model, "with only 380B tokens"; Qwen 1.5B wrote "仅使用 380B参数".
+    openba = ("OpenBA: An Open-sourced 15B Bilingual Asymmetric seq2seq Model\nOpenBA, a 15B bilingual model, "
+              "achieves competitive performance with only 380B tokens, better than GLM-130B.")
+    written = review(main_work="本文介绍 15B参数的 OpenBA 模型。它仅使用 380B参数也能优于 GLM-130B，并用 380B 个参数训练。")
+    assert repair(written, openba).main_work == \
+        "本文介绍 15B参数的 OpenBA 模型。它仅使用 380B tokens也能优于 GLM-130B，并用 380B tokens训练。"
+    # A number the paper also gives without "tokens" (a model's size, say) is left as written.
+    both = openba + " A 380B model would cost more."
+    assert repair(written, both).main_work == written.main_work
+
+
+def test_a_papers_name_half_translated_in_the_prose_is_written_as_the_paper_writes_it():
+    from localdigest.review.checks import repair
+
+    dream = "DreamLLM: Synergistic Multimodal Comprehension and Creation\nThis paper presents DreamLLM, a learning framework."
+    # As Qwen 1.5B wrote it at both bench seeds of stop 35.
+    written = review(main_work="本文提出了一种名为 DreamLLM 的学习框架。梦LLM 操作了两个基本原则，梦想LLM遵循它们。",
+                     highlights="该LLM 能生成交错内容，优于多模态LLM 和大LLM，以及 小LLM。")
+    fixed = repair(written, dream)
+    assert fixed.main_work == "本文提出了一种名为 DreamLLM 的学习框架。DreamLLM 操作了两个基本原则，DreamLLM遵循它们。"
+    assert fixed.highlights == written.highlights  # determiners, and words that may end a longer one, stay
+    # A name without a head (BTLM-3B-8K, Boolformer) or no name in the title: nothing changes.
+    for paper in ("BTLM-3B-8K: 7B Parameter Performance\nBTLM-3B-8K is a model.", "Language Modeling Is Compression\nWe."):
+        assert repair(written, paper).main_work == written.main_work
+
+
 def test_a_claim_to_be_the_first_stays_only_where_the_paper_makes_it():
     from localdigest.review.checks import repair
 

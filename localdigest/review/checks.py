@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from localdigest.review.schema import MAX_CHARS, PROSE, SCORE_DIMENSIONS, SENTENCE_END, Keyword, Review
 from localdigest.review.terms import standard_prose, standard_terms
 
-CHECKS_VERSION = 13
+CHECKS_VERSION = 14
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
 # A Latin letter counts half: "fine-tunin" is one English term any paper may use (measured: a
@@ -59,14 +59,16 @@ FRESH_KEYS = ("reason",)
 # in 78 of stop 34's bench reviews with them ("近年来，机器学习社区对…感兴趣", "然而，训练此类模型假设…",
 # "通常，训练 LLMs 时…", "由于 LLM 没有内置布局编码…", "例如，将上下文长度设置为 8192…"); with them
 # turned away, none of 52 (stop 35), and 4 opened with background in other words (README, Prompts).
-# The words change what is sampled, not what is checked, but they are in CHECKS_VERSION (13) all
+# The words change what is sampled, not what is checked, but they are in CHECKS_VERSION (13, 14) all
 # the same: a cached review drawn before them is drawn again.
 OPENING_KEYS = ("main_work",)
 # Turned away from one, it took the next ("在最近几年中，", "在通常情况下，", "比如，", "虽然现有的…"
-# in a trial on 4 papers), so the list has those too.
+# in a trial on 4 papers), so the list has those too; and from stop 35's 52 bench reviews,
+# "不过，大多数强大的 LLMs 是封闭源的…" (Baichuan 2) and "在最新的几年里，…" (checks version 14).
 BACKGROUND_OPENINGS = ("近年", "近来", "最近", "如今", "当前", "目前", "过去", "然而", "但", "通常", "一般", "由于",
                        "因为", "鉴于", "随着", "现有", "已有", "传统", "例如", "比如", "许多", "大多数", "虽然",
-                       "尽管", "在最近", "在近", "在过去", "在通常", "在现有", "在传统", "在许多", "在大多数")
+                       "尽管", "不过", "可是", "在最近", "在最新", "在近", "在过去", "在通常", "在现有", "在传统",
+                       "在许多", "在大多数")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 PROSE_FIELDS = {"main_work": "主要工作", "highlights": "亮点"}
 # "7B" in an abstract is 70 亿 parameters; Qwen2.5-Coder 1.5B wrote "7 亿和 13 亿参数" for Baichuan 2's
@@ -288,14 +290,14 @@ def repair(review: Review, paper_text: str) -> Review:
     half in English shown in English, an English keyword cut mid-word at its cap ended at its last
     whole word, each keyword's Chinese in the field's standard term and a few plain
     mistranslations put right in the prose too (terms.py), no claim to be the first that the
-    paper does not make, and the paper's own name among its keywords (`paper_text` starts with
-    the title line)."""
+    paper does not make, tokens not called parameters, and the paper's own name among its keywords
+    and not half translated in the prose (`paper_text` starts with the title line)."""
     title, _, abstract = paper_text.partition("\n")
-    fixed = _each_prose(fix_numbers(review, paper_text), end_at_clause)
+    fixed = _each_prose(fix_counted(fix_numbers(review, paper_text), paper_text), end_at_clause)
     standard = standard_prose(paper_text)
     fixed = _each_prose(fixed, lambda text, _shape: standard(text))
     keywords = whole_word_keywords(untranslated_keywords(fixed), paper_text)
-    return name_first(no_unsaid_first(standard_terms(keywords), paper_text), title, abstract)
+    return name_kept(name_first(no_unsaid_first(standard_terms(keywords), paper_text), title, abstract), title, abstract)
 
 
 # An English keyword the grammar stopped at its cap (MAX_CHARS) in the middle of a word: LMDX's
@@ -410,6 +412,28 @@ def name_first(review: Review, title: str, abstract: str) -> Review:
     return replace(review, keywords=(Keyword(name, name), *review.keywords[:-1]))
 
 
+# Where a name's head ends and its tail begins: DreamLLM is Dream + LLM, LongLoRA Long + LoRA.
+NAME_HEAD = re.compile(r"^([A-Z][a-z]+)(?=[A-Z])")
+# A Chinese word of one or two characters glued to the tail that opens a sentence or a clause (after
+# other Chinese, or a space, it could be the end of a longer word: "和大LLM"), and not a determiner:
+# 该LLM ("this LLM") is no translation.
+TRANSLATED_HEAD = r"(?:^|(?<=[。！？，；：、（“]))(?![该此这其本各每多大小新])[\u3400-\u9fff]{{1,2}}(?={tail})"
+
+
+def name_kept(review: Review, title: str, abstract: str) -> Review:
+    """The review with the paper's name written as the paper writes it where the prose translated its
+    head and kept its tail: Qwen2.5-Coder 1.5B opened a sentence of DreamLLM's 主要工作 with "梦LLM"
+    at both bench seeds of stop 35 (and wrote DreamLLM elsewhere in the same review). Only a whole
+    word that starts a clause is taken for the head; "提出了长LoRA" (GPT-4's) stays, since which of the
+    characters before LoRA are the name cannot be told without a dictionary."""
+    name = paper_name(title, abstract)
+    head = NAME_HEAD.match(name or "")
+    if head is None:
+        return review
+    pattern = re.compile(TRANSLATED_HEAD.format(tail=re.escape(name[head.end():])))
+    return _each_prose(review, lambda text, _shape: pattern.sub(head.group(1), text))
+
+
 def _squash(text: str) -> str:
     return "".join(text.lower().split())
 
@@ -465,6 +489,25 @@ def fix_numbers(review: Review, paper_text: str) -> Review:
 
     fixed = _each_prose(review, fix)  # keywords too: BTLM's "7 亿参数模型" is as wrong there
     return replace(fixed, keywords=tuple(Keyword(k.en, fix(k.zh)) for k in fixed.keywords))
+
+
+# "380B tokens" in a paper, as Qwen2.5-Coder 1.5B read OpenBA's ("仅使用 380B参数也能达到…", the
+# model's size is 15B): a count of tokens called parameters. Only a suffixed number the paper gives
+# with "tokens" every time is put right; "7B" that is a model's size stays whatever follows it.
+COUNTED = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*([KMBT])\b(?:\s+(tokens?)\b)?")
+
+
+def fix_counted(review: Review, paper_text: str) -> Review:
+    """The review with "<n>B参数" written as "<n>B tokens" where the paper says <n>B only of tokens."""
+    uses: dict[str, set[str | None]] = {}
+    for digits, suffix, tokens in COUNTED.findall(paper_text):
+        uses.setdefault(digits + suffix, set()).add(tokens or None)
+    counts = [number for number, words in uses.items() if None not in words]
+    if not counts:
+        return review
+    pattern = re.compile("|".join(rf"(?<![\d.]){re.escape(n[:-1])}\s*{n[-1]}\s*个?参数" for n in counts))
+    return _each_prose(review, lambda text, _shape: pattern.sub(lambda m: re.sub(r"\s*个?参数$", " tokens", m.group()),
+                                                               text))
 
 
 def _wrong_numbers(paper_text: str) -> list[tuple[str, str, str, str]]:
