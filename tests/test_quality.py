@@ -290,6 +290,9 @@ def test_tokens_the_review_calls_parameters_are_tokens_again():
     written = review(main_work="本文介绍 15B参数的 OpenBA 模型。它仅使用 380B参数也能优于 GLM-130B，并用 380B 个参数训练。")
     assert repair(written, openba).main_work == \
         "本文介绍 15B参数的 OpenBA 模型。它仅使用 380B tokens也能优于 GLM-130B，并用 380B tokens训练。"
+    keyword = review(keywords=[{"en": "OpenBA", "zh": "OpenBA"}, {"en": "380B Tokens", "zh": "380B 参数"},
+                               *({"en": f"Term {i}", "zh": f"术语{i}"} for i in range(3))])
+    assert repair(keyword, openba).keywords[1].zh == "380B tokens"
     # A number the paper also gives without "tokens" (a model's size, say) is left as written.
     both = openba + " A 380B model would cost more."
     assert repair(written, both).main_work == written.main_work

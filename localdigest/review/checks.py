@@ -478,7 +478,13 @@ def fix_numbers(review: Review, paper_text: str) -> Review:
     Measured on Qwen2.5-Coder 1.5B over the 26 bench papers: asked again with the mistake named, it
     wrote "7 亿参数" once more for BTLM-3B-8K, and LMSYS-Chat-1M's one million conversations became
     "1000 万条"; the paper's own spelling is always right, and a reader knows it."""
-    wrong = [(re.compile(_written(value, unit)), back) for value, unit, back, _right in _wrong_numbers(paper_text)]
+    return _written_back(review, [(re.compile(_written(value, unit)), back)
+                                  for value, unit, back, _right in _wrong_numbers(paper_text)])
+
+
+def _written_back(review: Review, wrong: list[tuple[re.Pattern, str]]) -> Review:
+    """The review with each pattern's matches replaced by the paper's spelling, in the prose and in
+    the Chinese keywords: BTLM's "7 亿参数模型" is as wrong there."""
     if not wrong:
         return review
 
@@ -487,7 +493,7 @@ def fix_numbers(review: Review, paper_text: str) -> Review:
             text = pattern.sub(back, text)
         return text
 
-    fixed = _each_prose(review, fix)  # keywords too: BTLM's "7 亿参数模型" is as wrong there
+    fixed = _each_prose(review, fix)
     return replace(fixed, keywords=tuple(Keyword(k.en, fix(k.zh)) for k in fixed.keywords))
 
 
@@ -502,12 +508,8 @@ def fix_counted(review: Review, paper_text: str) -> Review:
     uses: dict[str, set[str | None]] = {}
     for digits, suffix, tokens in COUNTED.findall(paper_text):
         uses.setdefault(digits + suffix, set()).add(tokens or None)
-    counts = [number for number, words in uses.items() if None not in words]
-    if not counts:
-        return review
-    pattern = re.compile("|".join(rf"(?<![\d.]){re.escape(n[:-1])}\s*{n[-1]}\s*个?参数" for n in counts))
-    return _each_prose(review, lambda text, _shape: pattern.sub(lambda m: re.sub(r"\s*个?参数$", " tokens", m.group()),
-                                                               text))
+    return _written_back(review, [(re.compile(rf"(?<![\d.]){re.escape(number[:-1])}\s*{number[-1]}\s*个?参数"),
+                                   f"{number} tokens") for number, words in uses.items() if None not in words])
 
 
 def _wrong_numbers(paper_text: str) -> list[tuple[str, str, str, str]]:
