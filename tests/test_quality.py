@@ -5,6 +5,8 @@ from dataclasses import replace
 import pytest
 
 from localdigest.review.checks import Example, cut_off, english_words, example_of, is_loop, problems
+
+KEPT_CAPITALISED = ("Transformer", "GitHub", "Markdown")
 from localdigest.review.prompts import load_prompt
 from localdigest.review.schema import PROSE, Review
 from test_reviews import valid_dict
@@ -498,4 +500,19 @@ def test_english_words_are_the_papers_lower_case_names():
     text = ("OpenBA: a seq2seq model\nWe train wav2vec on arXiv data (e.g. with llama.cpp and mT5, i.e. "
             "off-the-shelf tools) and reduce hallucination.")
     words = english_words(text)
-    assert set(words) == {"token", "tokens", "seq2seq", "wav2vec", "arXiv", "llama.cpp", "mT5"}
+    assert set(words) == {"token", "tokens", "seq2seq", "wav2vec", "arXiv", "llama.cpp", "mT5", "OpenBA", *KEPT_CAPITALISED}
+
+
+def test_english_words_are_the_papers_names_in_capitals_not_its_title_case_or_first_words():
+    text = ("Controllable Dynamic Appearance for Neural 3D Portraits: CoDyNeRF\nRecent advances in Neural "
+            "Radiance Fields (NeRFs) render portraits. We present CoDyNeRF. Trained on smartphone videos, it "
+            "beats Stable Diffusion and the Languini Kitchen: Stable at once. (Portraits aside.)")
+    words = set(english_words(text)) - {"token", "tokens", *KEPT_CAPITALISED}
+    # Capitalised where no sentence starts, or a capital inside (title or abstract): names.
+    assert words == {"CoDyNeRF", "NeRFs", "Neural", "Radiance", "Fields", "Stable", "Diffusion", "Languini", "Kitchen"}
+    # Title case, a sentence's first word, and after a colon or an opening bracket are no names.
+    assert not words & {"Controllable", "Portraits", "Recent", "We", "Trained", "Portraits"}
+    # 今日速览 names the papers by their titles: every Capitalised word of a list of titles counts.
+    titles = "Baichuan 2: Open Large-scale Language Models\nThe Languini Kitchen: Enabling Research"
+    assert {"Baichuan", "Open", "Large-scale", "The", "Languini", "Kitchen"} <= set(english_words(titles, titles=True))
+    assert "Baichuan" not in english_words(titles)

@@ -180,12 +180,14 @@ def test_latin_words_are_told_by_where_they_begin():
     from localdigest.llm.sampling import LatinWords
 
     vocabulary = (b" hall", b"hall", "的hall".encode(), b"Hello", b"x", b" tokens", b" tok", b"(e", b"2", b" ",
-                  b"-functions", b" The", b"ing the")
+                  b"-functions", b" The", b"ing the", b" Back", b" Dream", b" RMT", b"LLaMA", b" LL", b"Net", b" A")
     words = LatinWords.from_vocabulary(vocabulary)
     named = {vocabulary[t] for t in words.inside}, {vocabulary[t] for t in words.leading}
-    assert named == ({b" hall", "的hall".encode(), b" tokens", b" tok", b"(e", b"ing the"}, {b"hall", b"x", b"-functions"})
-    allowed = words.allowing(("tokens",))
-    assert {vocabulary[t] for t in allowed.inside} == named[0] - {b" tokens", b" tok"}
+    # Capitalised words are begun too (" Back" for "Backbone", " The"); acronyms and single capitals never.
+    assert named == ({b" hall", "的hall".encode(), b" tokens", b" tok", b"(e", b"ing the", b" The", b" Back", b" Dream"},
+                     {b"hall", b"x", b"-functions", b"Hello", b"Net"})
+    allowed = words.allowing(("tokens", "DreamLLM"))
+    assert {vocabulary[t] for t in allowed.inside} == named[0] - {b" tokens", b" tok", b" Dream"}
     assert words.allowing(()) is words
 
 

@@ -35,12 +35,15 @@ FIRST_PERSON = re.compile(r"我们|(?<![自忘])我(?![国])|笔者|\b[Ww]e\b")
 # its own), and the English "we" as a whole token (measured: "然后， we介绍了…" in a 主要工作).
 NEVER_WRITE = ("我", "笔者", "we", "We")
 # The JSON keys whose values are Chinese prose (主要工作, 亮点, the reasons, a keyword's Chinese): a
-# local model begins no lower-case English word there (AnswerFormat.chinese_keys), so it writes 幻觉,
-# not "hallucination"; but the words below, which Chinese ML writing keeps as they are, and the
-# lower-case names the paper itself spells (english_words).
+# local model begins no English word in lower case or Capitalised there (AnswerFormat.chinese_keys),
+# so it writes 幻觉, not "hallucination" or "Hallucination"; but the words below, which Chinese ML
+# writing keeps as they are, and the names the paper itself spells (english_words).
 CHINESE_KEYS = ("main_work", "highlights", "reason", "zh")
-ENGLISH_KEPT = ("token", "tokens")
+ENGLISH_KEPT = ("token", "tokens", "Transformer", "GitHub", "Markdown")  # as Chinese ML writing keeps them
 LOWER_WORD = re.compile(r"(?<![A-Za-z0-9])[a-z][A-Za-z0-9\-_.]*[A-Za-z0-9]")
+CAPITAL_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Z][a-z][A-Za-z0-9\-_.]*[A-Za-z0-9]")
+INNER_NAME = re.compile(r"\d|[a-z][A-Z]")  # DreamLLM, LongLoRA, Kosmos-2.5 (not Chain-of-Verification)
+SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n\s*)[\"'(\[]?$")  # what comes before a sentence's first word
 # seq2seq, wav2vec, arXiv, mT5, llama.cpp: a digit, a capital, an underscore or a dotted part of two
 # letters or more (not "e.g", "i.e").
 LOWER_NAME = re.compile(r"[A-Z0-9_]|\.[a-z]{2}")
@@ -80,11 +83,20 @@ SCALES = (
 )
 
 
-def english_words(paper_text: str) -> tuple[str, ...]:
-    """The lower-case English words a review of the paper whose title + abstract is `paper_text` may
-    write in its Chinese: ENGLISH_KEPT and the paper's own lower-case names (LOWER_NAME)."""
+def english_words(paper_text: str, titles: bool = False) -> tuple[str, ...]:
+    """The English words (in lower case, or Capitalised) a review of the paper whose title + abstract
+    is `paper_text` may begin in its Chinese: ENGLISH_KEPT, the paper's own lower-case names
+    (LOWER_NAME), and its Capitalised words that are names: with a capital or digit inside (DreamLLM,
+    Kosmos-2.5), or Capitalised in the abstract where no sentence starts (Languini Kitchen, Stable
+    Diffusion). A title's words are title case, and an abstract's first words are any word: neither
+    makes "Portraits" or "Recent" a name. With `titles` (a list of titles, one a line, for 今日速览,
+    which names the papers: "Baichuan 2", "Languini Kitchen") every Capitalised word counts."""
+    title, _, abstract = paper_text.partition("\n")
     names = {word for word in LOWER_WORD.findall(paper_text) if LOWER_NAME.search(word)}
-    return ENGLISH_KEPT + tuple(sorted(names))
+    capitals = {word for word in CAPITAL_WORD.findall(paper_text) if titles or INNER_NAME.search(word)}
+    capitals |= {match.group() for match in CAPITAL_WORD.finditer(abstract)
+                 if not SENTENCE_START.search(abstract[:match.start()])}
+    return ENGLISH_KEPT + tuple(sorted(names | capitals))
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,9 @@ def write_overview(model: ReviewModel, results: list[PaperResult], cache: Review
     key = _key(model, messages)
     if cache is not None and (text := cache.get_text(key)) is not None and not problems(text, reviewed):
         return Overview(text, cached=True)
-    # Chinese prose like a review's: no untranslated English word, but the papers' own lower-case names.
+    # Chinese prose like a review's: no untranslated English word, but the papers' names.
     answer = AnswerFormat(schema_to_gbnf(SCHEMA), SCHEMA, avoid=checks.NEVER_WRITE, chinese_keys=("overview",),
-                          english_words=checks.english_words("\n".join(r.paper.title for r in reviewed)))
+                          english_words=checks.english_words("\n".join(r.paper.title for r in reviewed), titles=True))
     found: list[str] = []
     for attempt in range(2):
         asked = with_warnings(messages, "写的今日速览", found) if found else messages
