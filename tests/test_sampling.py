@@ -167,13 +167,19 @@ def test_json_cursor_knows_the_key_of_the_string_being_written():
         expected = [any(a <= end - 1 < b for a, b in (main_work, zh))
                     for end in range(size, len(answer) + size, size)]
         assert inside == expected, size
-        assert cursor.key == b"s" and cursor.tail == b"4}"
+        assert cursor.key == b"s" and cursor.tail == b": 4}"[-3:]
     # A lower-case letter goes on a word after a letter, a digit, or a joiner after one of them.
     for written, goes_on in [("Q", True), ("Q-", True), ("2.8", True), ("llama.", True), ("零-", False),
                              ("零", False), (" ", False), (" -", False), ('"', False)]:
         cursor = JsonCursor()
         cursor.feed(('{"zh": "' + written).encode())
         assert cursor.in_word() == goes_on, written
+    # A capital that begins a word: after a space, a mark or Chinese, not inside a name or after a joiner.
+    for written, capital in [(" H", b"H"), ("（H", b"H"), ("的H", b"H"), ("H", b"H"), ("LL", None), ("Q-T", None),
+                             ("2B", None), (" h", None), ("零", None)]:
+        cursor = JsonCursor()
+        cursor.feed(('{"zh": "' + written).encode())
+        assert cursor.lone_capital() == capital, written
 
 
 def test_latin_words_are_told_by_where_they_begin():
@@ -189,12 +195,19 @@ def test_latin_words_are_told_by_where_they_begin():
     allowed = words.allowing(("tokens", "DreamLLM"))
     assert {vocabulary[t] for t in allowed.inside} == named[0] - {b" tokens", b" tok", b" Dream"}
     assert words.allowing(()) is words
+    # After a capital that begins a word, what would make it a Capitalised word ("H" + "allucination"),
+    # but what goes on towards an allowed name ("D" + "ream" for DreamLLM).
+    spelled = (b"allucination", b"ream", b"re", b"reamy", b"x", b"LM", b" ream", b"-ream")
+    words = LatinWords.from_vocabulary(spelled).allowing(("DreamLLM", "Hx"))
+    assert {spelled[t] for t in words.after_capital(b"H")} == {b"allucination", b"ream", b"re", b"reamy"}
+    assert {spelled[t] for t in words.after_capital(b"D")} == {b"allucination", b"x", b"reamy"}  # "Dreamy" is no DreamLLM
 
 
 def test_no_lower_case_english_word_is_begun_in_a_chinese_value(tiny_gguf):
-    """Random weights over a byte vocabulary write lower-case words anywhere; with `main_work` a
-    Chinese key, none begins inside its value (a letter after a capital goes on a word: "Hxyz"),
-    while the English value beside it keeps them."""
+    """Random weights over a byte vocabulary write lower-case and Capitalised words anywhere; with
+    `main_work` a Chinese key, none begins inside its value (one byte a token, so "Hxyz" is "H" then
+    the lower case a lone capital may not go on with; "HXyz" goes on an acronym), while the English
+    value beside it keeps them."""
     from localdigest.llm.base import AnswerFormat
     from localdigest.llm.local import LocalModel
     from localdigest.llm.registry import ModelSpec
@@ -203,7 +216,7 @@ def test_no_lower_case_english_word_is_begun_in_a_chinese_value(tiny_gguf):
                        tiny_gguf)
     grammar = r'root ::= "{\"main_work\": \"" ([a-zA-Z]{1,3} [ 的]){10} "\", \"en\": \"" ([a-z]{1,3} " "){10} "\"}"'
     messages = [{"role": "user", "content": "write"}]
-    begun = re.compile(r"(?<![A-Za-z])[a-z]")  # after a space, 的 or the opening quote
+    begun = re.compile(r"(?<![A-Za-z])[a-z]|(?<![A-Za-z])[A-Z][a-z]")  # after a space, 的 or the opening quote
 
     def values(answer_format, seed):
         text = model.complete_many([messages], answer_format, seed=seed)[0].text
@@ -211,6 +224,7 @@ def test_no_lower_case_english_word_is_begun_in_a_chinese_value(tiny_gguf):
 
     free = [values(AnswerFormat(grammar), seed) for seed in range(3)]
     assert all(begun.search(main_work) for main_work, _en in free)  # this test can fail
+    assert any(re.search(r"(?<![A-Za-z])[A-Z][a-z]", main_work) for main_work, _en in free)  # Capitalised too
     kept = [values(AnswerFormat(grammar, chinese_keys=("main_work",)), seed) for seed in range(3)]
     assert not any(begun.search(main_work) for main_work, _en in kept), kept
     assert all(begun.search(en) for _main_work, en in kept)

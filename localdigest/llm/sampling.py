@@ -13,7 +13,7 @@ pick that token.
 
 import ctypes
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -88,16 +88,20 @@ class LatinWords:
     bench reviews: "hallucination", "backbone", "portraits", "vice versa"); with the word's first
     token banned there, it writes the Chinese word instead. With only lower case banned it wrote
     the word Capitalised ("主要 Backbone", "Canonical 空间", "在 Recent几年中": 22 of stop 35's 104
-    bench reviews), so those are banned too. The words and names the paper spells (seq2seq, arXiv,
+    bench reviews), so those are banned too, and so is a lone capital's lower-case continuation
+    (`after_capital`: "（H" + "allucination"). The words and names the paper spells (seq2seq, arXiv,
     DreamLLM, Languini, Transformer) are exempted per answer format; acronyms never match."""
 
     inside: np.ndarray
     leading: np.ndarray
     by_word: dict  # the word begun -> the tokens that begin only that word (for `allowing`)
+    continuing: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))  # "allucination"
+    words: tuple[str, ...] = ()  # exempted (`allowing`)
+    _after: dict = field(default_factory=dict, compare=False, repr=False)  # capital -> after_capital's tokens
 
     @classmethod
     def from_vocabulary(cls, vocabulary: tuple[bytes, ...]) -> "LatinWords":
-        inside, leading, by_word = [], [], {}
+        inside, leading, by_word, continuing = [], [], {}, []
         for token, raw in enumerate(vocabulary):
             # Where a word may begin: not after a letter or digit of the token's own; at the token's
             # start (or after its leading joiner) it depends on the answer before it.
@@ -107,17 +111,32 @@ class LatinWords:
             start = starts[0].start()
             context = len(starts) == 1 and (start == 0 or (start == 1 and raw[0] in JOINERS))
             (leading if context else inside).append(token)
+            if context and start == 0 and raw[:1].islower():
+                continuing.append(token)
             if len(starts) == 1:
                 by_word.setdefault(starts[0].group(), []).append(token)
-        return cls(np.array(inside, dtype=np.int64), np.array(leading, dtype=np.int64), by_word)
+        return cls(np.array(inside, dtype=np.int64), np.array(leading, dtype=np.int64), by_word,
+                   np.array(continuing, dtype=np.int64))
 
     def allowing(self, words: tuple[str, ...]) -> "LatinWords":
         """These bans less the tokens that begin the beginning of one of `words` ("tok" for "tokens")."""
+        if not words:
+            return self
         pieces = {word[:end].encode("ascii") for word in words if word.isascii() for end in range(1, len(word) + 1)}
         exempt = np.array([token for piece in pieces for token in self.by_word.get(piece, ())], dtype=np.int64)
-        if not exempt.size:
-            return self
-        return LatinWords(np.setdiff1d(self.inside, exempt), np.setdiff1d(self.leading, exempt), self.by_word)
+        return LatinWords(np.setdiff1d(self.inside, exempt), np.setdiff1d(self.leading, exempt), self.by_word,
+                          self.continuing, words)
+
+    def after_capital(self, capital: bytes) -> np.ndarray:
+        """The tokens that would make a capital that begins a word a Capitalised word ("H" +
+        "allucination"), less those that go on towards one of `words` ("F" + "ree" for FreeU)."""
+        found = self._after.get(capital)
+        if found is None:
+            rests = [word.encode("ascii")[1:] for word in self.words if word.isascii() and word.encode()[:1] == capital]
+            exempt = [token for piece, tokens in self.by_word.items() if piece[:1].islower()
+                      and any(rest.startswith(piece) or piece.startswith(rest) for rest in rests) for token in tokens]
+            found = self._after[capital] = np.setdiff1d(self.continuing, np.array(exempt, dtype=np.int64))
+        return found
 
 
 @dataclass(frozen=True)
@@ -219,7 +238,7 @@ class JsonCursor:
         self.in_string = self.escaped = self.is_value = self.after_colon = False
         self.key = b""
         self._string = bytearray()
-        self.tail = b'"'  # the last two bytes written
+        self.tail = b'"'  # the last three bytes written
         self._sentence = bytearray()  # the beginning of the value's current sentence (OPENING_BYTES at most)
         self._value_tail = b""  # the value's last three bytes, where a sentence's end mark shows
 
@@ -252,11 +271,16 @@ class JsonCursor:
                 self.after_colon = True
             elif byte in b",{[":
                 self.after_colon = False
-        self.tail = (self.tail + data)[-2:]
+        self.tail = (self.tail + data)[-3:]
 
     def in_word(self) -> bool:
         """Whether a lower-case letter written now would go on a Latin word (_goes_on)."""
         return _goes_on(self.tail)
+
+    def lone_capital(self) -> bytes | None:
+        """The capital letter the answer ends with when it begins a word (" H", "（H"), else None."""
+        last = self.tail[-1:]
+        return last if last.isupper() and last.isalpha() and not _goes_on(self.tail[:-1]) else None
 
     def sentence(self) -> bytes:
         """What the current sentence of the string value has so far, leading spaces aside (its
@@ -370,6 +394,8 @@ class GrammarFirstSampler:
                 logits[self.banned.latin.inside] = -np.inf
                 if not self._cursor.in_word():
                     logits[self.banned.latin.leading] = -np.inf
+                elif (capital := self._cursor.lone_capital()) is not None:
+                    logits[self.banned.latin.after_capital(capital)] = -np.inf
             if self._restating is not None and self._cursor.inside(self._restating.keys):
                 for token, penalty in self._restating.penalties(self._written).items():
                     logits[token] -= penalty
