@@ -20,15 +20,19 @@ DAY = [PaperResult(Paper(f"2309.{i}", title, "An abstract."), Review.from_dict({
            ("MetaMath: Bootstrap Your Own Mathematical Questions", "本文用改写的数学题微调 LLaMA-2。")])]
 
 
+FOCUS = "今天的论文集中在长上下文与数学推理。"  # what makes a short example long enough to be an overview
+
+
 @pytest.mark.parametrize("text, expected", [
     ("今天的论文集中在长上下文与数学推理。建议先读 LongLoRA 和 MetaMath，二者都基于 LLaMA2。", []),
-    ("今天建议先读 LongLoRA 与 GPT-5 的对比。", ["提到了列表中没有的名字：GPT-5"]),  # invented
-    ("今天建议先读 DreamLLM。", ["提到了列表中没有的名字：DreamLLM"]),
-    ("我们建议先读 LongLoRA。", ["用了第一人称"]),
+    (FOCUS + "今天建议先读 LongLoRA 与 GPT-5 的对比。", ["提到了列表中没有的名字：GPT-5"]),  # invented
+    (FOCUS + "今天建议先读 DreamLLM。", ["提到了列表中没有的名字：DreamLLM"]),
+    ("犊*U>˨。掘H。", ["太短（9 字），请写 2-4 句、约 100-200 字"]),  # random weights, after the Capitalised ban
+    (FOCUS + "我们建议先读 LongLoRA。", ["用了第一人称"]),
     ("Today LongLoRA and MetaMath stand out for long context and math.", ["不是中文", "句子被截断"]),  # no 。
     # As random weights wrote it: mostly CJK, so only the garbled characters give it away
-    ("虃\U0010b6b8嶪\ufffd\ufffdC。", ["有乱码"]),
-    ("今天建议先读 LongLoRA\ufffd。", ["有乱码"]),
+    ("虃\U0010b6b8嶪\ufffd\ufffdC。", ["有乱码", "太短（7 字），请写 2-4 句、约 100-200 字"]),
+    (FOCUS + "今天建议先读 LongLoRA\ufffd。", ["有乱码"]),
 ])
 def test_an_overview_names_only_papers_of_the_day(text, expected):
     assert problems(text, DAY) == expected
@@ -47,8 +51,8 @@ def test_the_overview_opens_the_digest_escaped():
 
 
 def test_an_overview_that_fails_its_checks_is_left_out_with_a_warning(tiny_registry, tmp_path):
-    """The tiny model's random characters (garbled, or names no paper has): the run keeps the digest
-    and says why."""
+    """The tiny model's random characters (garbled, names no paper has, or a line too short to say
+    anything): the run keeps the digest and says why."""
     out = tmp_path / "d.json"
     result = CliRunner().invoke(main, ["run", "--feed", str(HF_FEED), "--limit", "2", "--date", "2023-09-22",
                                        "--overview", "--format", "json", "--out", str(out)])

@@ -25,6 +25,9 @@ OVERVIEW_VERSION = 1  # in the cache key: bump when the prompt, schema or checks
 # A name a reader would look up: a Latin word with a capital after its first letter or a digit
 # (LongLoRA, GPT-4, LLaMA2, DreamLLM, 3D), or an all-caps acronym of 3+ letters.
 NAME = re.compile(r"(?<![A-Za-z0-9\-])(?:[A-Za-z][a-z]*[A-Z0-9][A-Za-z0-9\-.]*[A-Za-z0-9]|[A-Z]{3,})(?![A-Za-z0-9])")
+# Shorter than this, an overview cannot name a direction and 2-3 papers with a reason, as SYSTEM asks
+# (the tiny model's random "犊*U>˨。掘H。" is 9 characters; Qwen 1.5B writes 100-200).
+MIN_CHARS = 30
 MAX_PAPERS = 30  # in the prompt: enough for a day of Hugging Face papers, short enough for the context
 SYSTEM = """你是一名资深的人工智能研究员。下面是今天的论文速览列表（每篇：编号、简称、标题、推荐度、主要工作）。
 请写一段“今日速览”：2-4 句话，约 100-200 字。先概括今天论文的主要方向（例如长上下文、多模态、数学推理），
@@ -96,6 +99,8 @@ def problems(text: str, reviewed: list[PaperResult]) -> list[str]:
         found.append("有乱码")
     if checks.cut_off(text, PROSE["overview"]):
         found.append("句子被截断")
+    if len(text) < MIN_CHARS:
+        found.append(f"太短（{len(text)} 字），请写 2-4 句、约 100-200 字")
     return found
 
 
