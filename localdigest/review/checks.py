@@ -91,7 +91,7 @@ def english_words(paper_text: str, titles: bool = False) -> tuple[str, ...]:
     Diffusion). A title's words are title case, and an abstract's first words are any word: neither
     makes "Portraits" or "Recent" a name. With `titles` (a list of titles, one a line, for 今日速览,
     which names the papers: "Baichuan 2", "Languini Kitchen") every Capitalised word counts."""
-    title, _, abstract = paper_text.partition("\n")
+    abstract = paper_text.partition("\n")[2]
     names = {word for word in LOWER_WORD.findall(paper_text) if LOWER_NAME.search(word)}
     capitals = {word for word in CAPITAL_WORD.findall(paper_text) if titles or INNER_NAME.search(word)}
     capitals |= {match.group() for match in CAPITAL_WORD.finditer(abstract)
