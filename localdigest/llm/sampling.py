@@ -280,7 +280,7 @@ class JsonCursor:
     def lone_capital(self) -> bytes | None:
         """The capital letter the answer ends with when it begins a word (" H", "（H"), else None."""
         last = self.tail[-1:]
-        return last if last.isupper() and last.isalpha() and not _goes_on(self.tail[:-1]) else None
+        return last if last.isupper() and not _goes_on(self.tail[:-1]) else None  # one byte: upper is a letter
 
     def sentence(self) -> bytes:
         """What the current sentence of the string value has so far, leading spaces aside (its
