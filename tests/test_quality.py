@@ -177,6 +177,7 @@ def test_billions_written_as_yi_are_written_back_as_the_paper_spells_them():
     # 3 亿 stays: the paper's 0.3B is 3 亿. 30 亿 (3B) was right already.
     assert fixed.main_work == "本文介绍 7B参数级别表现的 3亿参数模型，训练了 627B个 token。"
     assert fixed.highlights == "比 30 亿参数的模型更好。"
+    assert fix_numbers(review(main_work="本文介绍 7 个亿参数的模型。"), paper).main_work == "本文介绍 7B参数的模型。"
     assert not [p for p in problems(fixed, [], paper) if "亿" in p.text]
     assert fix_numbers(review(), PAPER) == review()
     chat = "LMSYS-Chat-1M: A Large-Scale Real-World LLM Conversation Dataset\nOne million conversations, 1M in all."
@@ -191,14 +192,20 @@ def test_billions_written_as_yi_are_written_back_as_the_paper_spells_them():
 
 
 def test_a_papers_numbers_are_read_at_their_english_scale():
-    from localdigest.review.checks import _paper_numbers, _unknown_scale
+    from localdigest.review.checks import _unknown_scale, paper_numbers
 
-    given = _paper_numbers("BTLM-3B-8K, a 3-billion-parameter model, trained on 627B tokens and 680,000 hours "
-                           "of audio, with 100k context and 2.6 trillion tokens; 1.9M pairs.")
+    given = paper_numbers("BTLM-3B-8K, a 3-billion-parameter model, trained on 627B tokens and 680,000 hours "
+                          "of audio, with 100k context and 2.6 trillion tokens; 1.9M pairs.")
     assert {3e9, 627e9, 6.8e5, 1e5, 2.6e12, 1.9e6} <= set(given)
     written = ["30 亿参数", "6270 亿个", "68 万小时", "10 万", "2.6 万亿个", "190 万对", "约 69 万"]
     assert [_unknown_scale(given, text) for text in written] == [None] * 6 + ["69 万"]  # 1% for rounding, no more
     assert _unknown_scale(given, "7.5 亿参数") == "7.5 亿"
+    assert _unknown_scale(given, "7.5 个亿参数") == "7.5 亿"  # 个 between, as a review wrote it
+    # In words, as LMSYS-Chat-1M gives its size ("one million real-world conversations"): 100 万 is right.
+    in_words = paper_numbers("a dataset containing one million real-world conversations, Two-billion tokens, "
+                             "ten thousand hours; one model")
+    assert {1e6, 2e9, 1e4} <= set(in_words) and _unknown_scale(in_words, "包含 100 万条对话") is None
+    assert _unknown_scale(in_words, "包含 1000 万条对话") == "1000 万"
     # Without the paper's text nothing is judged.
     assert not [p for p in problems(review(main_work="本文的模型有 7.5 亿参数。" + MORE), [], "") if "number" in p.text]
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass, replace
 from localdigest.review.schema import MAX_CHARS, PROSE, SCORE_DIMENSIONS, SENTENCE_END, Keyword, Review
 from localdigest.review.terms import standard_prose, standard_terms
 
-CHECKS_VERSION = 14
+# 15: 个 read between a number and its scale, numbers in words read in the paper; and 主要工作's floor
+# (review.schema.FLOORS), which changes what is sampled, not what is checked: drawn again all the same.
+CHECKS_VERSION = 15
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
 # A Latin letter counts half: "fine-tunin" is one English term any paper may use (measured: a
@@ -161,7 +163,7 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         found.append(Problem(f"main_work is too short ({len(review.main_work)} characters)",
                              "主要工作太短，只说了论文做什么。请用 2-3 句话写清本文研究的问题、提出的方法和得到的结果，约 120-200 字。",
                              field="main_work"))
-    wrong_numbers, given = _wrong_numbers(paper_text), _paper_numbers(paper_text)
+    wrong_numbers, given = _wrong_numbers(paper_text), paper_numbers(paper_text)
     for name, text in prose.items():  # the first field with a misread number: the rest were written after it
         misread = _numbers_misread(wrong_numbers, text)
         if misread:
@@ -538,9 +540,12 @@ def _wrong_numbers(paper_text: str) -> list[tuple[str, str, str, str]]:
     return wrong
 
 
-# A number at a Chinese scale ("7.5 亿", "68 万", "2.6 万亿"), as a review writes it, and what each
-# scale is worth. Longest first, so 万亿 is read before 万 and 亿.
-CHINESE_SCALE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(万亿|千亿|百亿|十亿|亿|千万|百万|十万|万)")
+# What may stand between a number and its scale: spaces, and 个 ("7.5 个亿参数": Qwen2.5-Coder 1.5B
+# wrote it for BTLM-3B-8K's 3B when a trial sampler turned 亿 away after a wrong number; README).
+MEASURED = r"\s*(?:个\s*)*"
+# A number at a Chinese scale ("7.5 亿", "68 万", "2.6 万亿", "7 个亿"), as a review writes it, and
+# what each scale is worth. Longest first, so 万亿 is read before 万 and 亿.
+CHINESE_SCALE = re.compile(rf"(?<![\d.])(\d+(?:\.\d+)?){MEASURED}(万亿|千亿|百亿|十亿|亿|千万|百万|十万|万)")
 SCALE_VALUE = {"万": 1e4, "十万": 1e5, "百万": 1e6, "千万": 1e7, "亿": 1e8, "十亿": 1e9, "百亿": 1e10, "千亿": 1e11,
                "万亿": 1e12}
 # A number in a paper: digits with thousands commas or a decimal point, and an English scale after it
@@ -549,12 +554,19 @@ PAPER_NUMBER = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)[\s-]*"
                           r"(trillion\b|billion\b|million\b|thousand\b|[TBMK]\b|k\b)?")
 PAPER_SCALE = {"trillion": 1e12, "T": 1e12, "billion": 1e9, "B": 1e9, "million": 1e6, "M": 1e6, "thousand": 1e3,
                "K": 1e3, "k": 1e3}
+# A number in words before a scale: LMSYS-Chat-1M has "one million real-world conversations".
+WORD_VALUE = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+              "nine": 9, "ten": 10, "twelve": 12, "twenty": 20, "fifty": 50, "hundred": 100, "a hundred": 100}
+WORD_NUMBER = re.compile(rf"\b({'|'.join(sorted(WORD_VALUE, key=len, reverse=True))})[\s-]+(trillion|billion|million|thousand)\b",
+                         re.IGNORECASE)
 
 
-def _paper_numbers(paper_text: str) -> list[float]:
-    """Every number the paper gives, at its scale: "3 billion" 3e9, "680,000" 6.8e5, "1M" 1e6."""
+def paper_numbers(paper_text: str) -> list[float]:
+    """Every number the paper gives, at its scale: "3 billion" 3e9, "680,000" 6.8e5, "1M" 1e6, "one
+    million" 1e6."""
     return [float(digits.replace(",", "")) * PAPER_SCALE.get(scale, 1)
-            for digits, scale in PAPER_NUMBER.findall(paper_text)]
+            for digits, scale in PAPER_NUMBER.findall(paper_text)] + \
+        [WORD_VALUE[word.lower()] * PAPER_SCALE[scale.lower()] for word, scale in WORD_NUMBER.findall(paper_text)]
 
 
 def _unknown_scale(given: list[float], review_text: str) -> str | None:
@@ -582,7 +594,7 @@ def _written(value: str, unit: str) -> str:
     """A pattern for `value` `unit` as a review may write it: in digits ("1000 万") or in Chinese
     numerals ("一千万": LMSYS-Chat-1M's one million conversations, in a later run)."""
     numeral = _chinese_numeral(value)
-    forms = rf"(?<![\d.]){re.escape(value)}\s*" + (f"|(?<![零一二三四五六七八九十百千]){numeral}" if numeral else "")
+    forms = rf"(?<![\d.]){re.escape(value)}{MEASURED}" + (f"|(?<![零一二三四五六七八九十百千]){numeral}" if numeral else "")
     return f"(?:{forms}){unit}"
 
 
