@@ -299,6 +299,42 @@ def test_sentence_openings_are_found_in_any_spelling():
     assert len(cursor.sentence()) <= 24  # only its beginning is kept
 
 
+def test_a_value_is_not_closed_short_of_its_floor_and_closed_once_past_it(tiny_gguf):
+    """Random weights close a value after any sentence the grammar allows (one way on in three); with
+    a floor of 6 characters after 2 sentences, no value closes shorter (unless the grammar's fourth
+    sentence left no way on), and none goes on past a sentence end once it has both. The cursor
+    counts characters (a CJK character is one) and sentences of the value being written."""
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.llm.local import LocalModel
+    from localdigest.llm.registry import ModelSpec
+    from localdigest.llm.sampling import JsonCursor
+
+    cursor = JsonCursor()
+    counts = []
+    for piece in ('{"main_work": "', "本文", "。", "ab", "！", '", "x": "', "c"):
+        cursor.feed(piece.encode())
+        counts.append((cursor.value_chars, cursor.value_sentences, cursor.at_sentence_end()))
+    assert counts == [(0, 0, False), (2, 0, False), (3, 1, True), (5, 1, False), (6, 2, True), (0, 0, False),
+                      (1, 0, False)]
+
+    model = LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=2048, generation={"max_tokens": 200}),
+                       tiny_gguf)
+    grammar = r'root ::= "{\"main_work\": \"" s s? s? s? "\"}"' + '\ns ::= ("ab" | "cde") "。"'
+    messages = [{"role": "user", "content": "write"}]
+
+    def sentences(answer_format, seed):
+        text = model.complete_many([messages], answer_format, seed=seed)[0].text
+        return [s + "。" for s in re.fullmatch(r'\{"main_work": "(.*)"\}', text).group(1).split("。")[:-1]]
+
+    free = [sentences(AnswerFormat(grammar), seed) for seed in range(8)]
+    assert any(len("".join(value)) < 6 and len(value) < 4 for value in free)  # this test can fail
+    assert any(len("".join(value[:end])) >= 6 for value in free for end in range(2, len(value)))  # and this
+    kept = [sentences(AnswerFormat(grammar, floors=(("main_work", 6, 2),)), seed) for seed in range(8)]
+    assert all(len("".join(value)) >= 6 or len(value) == 4 for value in kept), kept
+    # Closed at the first sentence end where it had both 6 characters and 2 sentences.
+    assert all(not any(len("".join(value[:end])) >= 6 for end in range(2, len(value))) for value in kept), kept
+
+
 def test_no_sentence_of_a_value_opens_with_a_banned_word(tiny_gguf):
     """Random weights over a byte vocabulary open sentences with 然而 when the grammar offers it; with
     `main_work` in opening_keys none of its sentences does, while 然而 inside a sentence and in the

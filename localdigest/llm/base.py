@@ -61,6 +61,9 @@ class AnswerFormat:
     # models; sampling.Openings): 主要工作 opening a sentence with the abstract's background (然而, 近年来).
     opening_keys: tuple[str, ...] = ()
     avoid_openings: tuple[str, ...] = ()
+    # (key, characters, sentences): that key's string value is not closed short of so many characters,
+    # and is closed at the end of that many sentences once it has them (local models; sampling.Floor).
+    floors: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

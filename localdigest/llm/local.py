@@ -52,6 +52,7 @@ class LocalModel:
         self._pieces: tuple[bytes, ...] | None = None
         self._latin = None  # sampling.LatinWords, built on first use
         self._restating = None  # sampling.Restating without keys, built on first use
+        self._closing = None  # the tokens that begin with a closing quote (sampling.Floor), found on first use
         self._openings: dict = {}  # words -> sampling.Openings without keys, built on first use
 
     @property
@@ -209,7 +210,7 @@ class LocalModel:
 
         avoid = answer_format.avoid
         if not avoid and not answer_format.no_repeat and not answer_format.chinese_keys and not answer_format.fresh_keys \
-                and not answer_format.avoid_openings:
+                and not answer_format.avoid_openings and not answer_format.floors:
             return None
         if avoid not in self._banned_ids:
             import numpy as np
@@ -252,6 +253,17 @@ class LocalModel:
                 self._openings[words] = Openings.from_vocabulary(frozenset(), words, self._vocabulary())
             keys = frozenset(key.encode("utf-8") for key in answer_format.opening_keys)
             bans = dataclasses.replace(bans, openings=dataclasses.replace(self._openings[words], keys=keys))
+        if answer_format.floors:
+            import numpy as np
+
+            from localdigest.llm.sampling import Floor
+
+            if self._closing is None:
+                self._closing = np.array([token for token, raw in enumerate(self._vocabulary()) if raw.startswith(b'"')],
+                                         dtype=np.int64)
+            floors = tuple(Floor(frozenset((key.encode("utf-8"),)), chars, sentences, self._closing)
+                           for key, chars, sentences in answer_format.floors)
+            bans = dataclasses.replace(bans, floors=floors)
         if not answer_format.chinese_keys:
             return bans
         return dataclasses.replace(bans, chinese_keys=frozenset(key.encode("utf-8") for key in answer_format.chinese_keys),

@@ -17,7 +17,7 @@ from localdigest.review import checks as quality
 from localdigest.review.cache import ReviewCache, review_key
 from localdigest.review.grammar import schema_to_gbnf
 from localdigest.review.prompts import PromptTemplate
-from localdigest.review.schema import Review
+from localdigest.review.schema import FLOORS, Review
 from localdigest.sources.papers import Paper
 
 BASE_SEED = 42
@@ -59,7 +59,8 @@ class Reviewer:
         self.answer_format = AnswerFormat(schema_to_gbnf(schema), schema, avoid=quality.NEVER_WRITE,
                                           no_repeat=quality.NO_REPEAT, chinese_keys=quality.CHINESE_KEYS,
                                           fresh_keys=quality.FRESH_KEYS, opening_keys=quality.OPENING_KEYS,
-                                          avoid_openings=quality.BACKGROUND_OPENINGS)
+                                          avoid_openings=quality.BACKGROUND_OPENINGS,
+                                          floors=tuple((key, *floor) for key, floor in FLOORS.items()))
         self.skeleton = Skeleton.from_schema(schema)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
