@@ -52,7 +52,7 @@ class LocalModel:
         self._pieces: tuple[bytes, ...] | None = None
         self._latin = None  # sampling.LatinWords, built on first use
         self._restating = None  # sampling.Restating without keys, built on first use
-        self._closing = None  # the tokens that begin with a closing quote (sampling.Floor), found on first use
+        self._floor = None  # sampling.Floor without keys or bounds, built on first use
         self._openings: dict = {}  # words -> sampling.Openings without keys, built on first use
 
     @property
@@ -205,7 +205,8 @@ class LocalModel:
         answer ends with its beginning: a one-character word's first bytes, or all but the last
         character of a longer one (see sampling.Bans);
         with the format's limit on repeated runs, and no lower-case Latin word begun in the values of
-        its `chinese_keys` but its `english_words` (sampling.LatinWords)."""
+        its `chinese_keys` but its `english_words` (sampling.LatinWords); and its restating penalty,
+        sentence openings and floors (sampling.Restating, Openings, Floor)."""
         import dataclasses
 
         avoid = answer_format.avoid
@@ -254,14 +255,12 @@ class LocalModel:
             keys = frozenset(key.encode("utf-8") for key in answer_format.opening_keys)
             bans = dataclasses.replace(bans, openings=dataclasses.replace(self._openings[words], keys=keys))
         if answer_format.floors:
-            import numpy as np
-
             from localdigest.llm.sampling import Floor
 
-            if self._closing is None:
-                self._closing = np.array([token for token, raw in enumerate(self._vocabulary()) if raw.startswith(b'"')],
-                                         dtype=np.int64)
-            floors = tuple(Floor(frozenset((key.encode("utf-8"),)), chars, sentences, self._closing)
+            if self._floor is None:  # one pass over the vocabulary, then each floor's key and bounds swapped in
+                self._floor = Floor.from_vocabulary(self._vocabulary())
+            floors = tuple(dataclasses.replace(self._floor, keys=frozenset((key.encode("utf-8"),)), chars=chars,
+                                               sentences=sentences)
                            for key, chars, sentences in answer_format.floors)
             bans = dataclasses.replace(bans, floors=floors)
         if not answer_format.chinese_keys:

@@ -245,6 +245,13 @@ class Floor:
     sentences: int
     closing: np.ndarray
 
+    @classmethod
+    def from_vocabulary(cls, vocabulary: tuple[bytes, ...]) -> "Floor":
+        """A floor with its closing tokens found (one pass over the vocabulary) and no keys: those and
+        the bounds are swapped in per answer format."""
+        return cls(frozenset(), 0, 0, np.array([token for token, raw in enumerate(vocabulary) if raw.startswith(b'"')],
+                                               dtype=np.int64))
+
 
 # review.schema.SENTENCE_END's marks, spelled again: this layer does not import the review stage.
 SENTENCE_ENDS = tuple(mark.encode("utf-8") for mark in "。！？")

@@ -556,7 +556,7 @@ PAPER_SCALE = {"trillion": 1e12, "T": 1e12, "billion": 1e9, "B": 1e9, "million":
                "K": 1e3, "k": 1e3}
 # A number in words before a scale: LMSYS-Chat-1M has "one million real-world conversations".
 WORD_VALUE = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-              "nine": 9, "ten": 10, "twelve": 12, "twenty": 20, "fifty": 50, "hundred": 100, "a hundred": 100}
+              "nine": 9, "ten": 10, "twelve": 12, "twenty": 20, "fifty": 50, "hundred": 100}
 WORD_NUMBER = re.compile(rf"\b({'|'.join(sorted(WORD_VALUE, key=len, reverse=True))})[\s-]+(trillion|billion|million|thousand)\b",
                          re.IGNORECASE)
 
