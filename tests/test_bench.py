@@ -47,6 +47,9 @@ def test_keyword_f1_normalises_case_punctuation_and_width():
     assert set_f1(["SlimPajama 数据集"], ["SlimPajama数据集"]) == 1.0
     assert set_f1(["Transformer 架构"], ["Transformers架构"]) == 1.0  # both at once (Boolformer's, stop 33)
     assert set_f1(["Loss"], ["Los"]) == 0.0 and set_f1(["Gas"], ["Ga"]) == 0.0
+    # A name is the name with what it is after it (GPT-4's "FoleyGen系统"), but not a Chinese term.
+    assert set_f1(["FoleyGen", "LMSYS-Chat-1M"], ["FoleyGen系统", "LMSYS-Chat-1M 数据集"]) == 1.0
+    assert set_f1(["生成"], ["生成模型"]) == 0.0 and set_f1(["BERT"], ["BERT 微调"]) == 0.0
 
 
 def test_keyword_f1_matches_abbreviations_and_their_phrases_one_to_one():
