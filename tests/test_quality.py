@@ -523,3 +523,26 @@ def test_english_words_are_the_papers_names_in_capitals_not_its_title_case_or_fi
     titles = "Baichuan 2: Open Large-scale Language Models\nThe Languini Kitchen: Enabling Research"
     assert {"Baichuan", "Open", "Large-scale", "The", "Languini", "Kitchen"} <= set(english_words(titles, titles=True))
     assert "Baichuan" not in english_words(titles)
+
+
+def test_an_examples_chinese_keyword_is_avoided_where_the_paper_has_no_english_for_it():
+    from localdigest.review.checks import example_terms
+    from localdigest.review.pipeline import worked_examples
+
+    examples = worked_examples(load_prompt("default"))
+    alma = "A Paradigm Shift in Machine Translation\nfine-tuning LLMs on monolingual data, then a small set of parallel data"
+    assert {"文本分类", "语音识别", "学习率调度"} <= set(example_terms(examples, alma))
+    speech = "Contextualising end-to-end speech recognition with LLMs\nWe study Speech Recognition with text classification"
+    assert not {"文本分类", "语音识别"} & set(example_terms(examples, speech))
+    # Every word of the English, apart too: Baichuan 2's abstract says "multilingual" and "training".
+    baichuan = "Baichuan 2\nmultilingual language models ... trained from scratch, on 2.6 trillion tokens. Training dynamics"
+    assert "多语言训练" not in example_terms(examples, baichuan) and "文本分类" in example_terms(examples, baichuan)
+    # Through the format a local model decodes with: the terms are banned words, the paper's text is
+    # what a copy of an example may still quote.
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.review.pipeline import for_papers, paper_text
+    from localdigest.sources.papers import Paper
+
+    paper = Paper(arxiv_id="2309.11674", title="A Paradigm Shift in Machine Translation", abstract=alma.split("\n")[1])
+    answer_format = for_papers(AnswerFormat("root ::= \"x\""), [paper], examples)
+    assert {"文本分类", "我"} <= set(answer_format.avoid) and answer_format.copy_allowed == paper_text(paper)

@@ -180,6 +180,19 @@ def test_json_cursor_knows_the_key_of_the_string_being_written():
         cursor = JsonCursor()
         cursor.feed(('{"zh": "' + written).encode())
         assert cursor.lone_capital() == capital, written
+    # The value so far, and as it would be with a token: up to the token's closing quote, not an escaped one.
+    cursor = JsonCursor()
+    cursor.feed('{"main_work": "本文'.encode())
+    assert bytes(cursor.value) == "本文".encode()
+    assert cursor.value_with('提出。", "h'.encode()) == "本文提出。".encode()
+    assert cursor.value_with(b'a \\"b" c') == "本文a \\\"b".encode()
+    cursor.feed(b'", "x": 1, "')
+    assert cursor.value_with(b'key') == b""  # in a key, not a value
+    cursor = JsonCursor()
+    cursor.feed(b'{"zh": "a\\')
+    assert cursor.value_with(b'"b"') == b'a"b'  # the quote escaped by the value's last byte
+    cursor.feed(b'"\\n')
+    assert bytes(cursor.value) == b'a"\n'  # escapes undone
 
 
 def test_latin_words_are_told_by_where_they_begin():
@@ -364,3 +377,50 @@ def test_no_sentence_of_a_value_opens_with_a_banned_word(tiny_gguf):
     assert not any(any(opened(main_work)) for main_work, _en in kept), kept
     assert any(any(opened(en)) for _main_work, en in kept)
     assert any("然而" in main_work for main_work, _en in kept)  # inside a sentence it may stay
+
+
+def test_a_copied_run_is_found_as_the_text_grows():
+    """The sampler reads a copy after each token (`past`: the length before it); it finds one exactly
+    when the check, reading the whole text, would: at the first length where the text has one."""
+    from localdigest.text import copied_run
+
+    pool = "推荐给在小样本文本分类上微调bert的工程师\n能拿来用的是公开的whisper模型"
+    text = "推荐给希望在小样本文本分类上微调大型语言模型的工程师，能拿来用的是公开的whisper模型"
+    whole = [copied_run(text[:end], pool, "", 10) for end in range(len(text) + 1)]
+    grown = [copied_run(text[:end], pool, "", 10, past=end - 1) for end in range(1, len(text) + 1)]
+    first = next(end for end, found in enumerate(whole) if found)
+    assert whole[first] == "在小样本文本分类上微" and grown[first - 1] == whole[first]
+    assert all(found is None for found in grown[:first - 1])
+    assert copied_run(text, pool, "在小样本文本分类上微调", 10) == "能拿来用的是公开的wh"  # the paper's own words may be copied
+    assert copied_run("the whisper model is public", pool, "", 10) is None  # Latin weighs half: 20 letters
+
+
+def test_a_value_copies_no_run_of_the_sources_and_is_otherwise_unchanged(tiny_gguf):
+    """Random weights pick pieces that spell a source's sentence; with copy_keys the value never holds
+    a run of it (ten characters), and every answer that held none is the same, token for token."""
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.llm.local import LocalModel
+    from localdigest.llm.registry import ModelSpec
+    from localdigest.text import compact, copied_run
+
+    model = LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=2048, generation={"max_tokens": 400}),
+                       tiny_gguf)
+    source = "在小样本文本分类上微调"
+    # The tiny vocabulary is bytes, so the way around the copy's tenth character (微, e5 be ae) must
+    # share its first two bytes: 德 (e5 be b7).
+    grammar = r'root ::= "{\"main_work\": \"" ("在小样本文本分类上" ("微" | "德") "调。" | "本文。"){2,4} "\"}"'
+    messages = [{"role": "user", "content": "write"}]
+
+    def value(answer_format, seed):
+        return re.fullmatch(r'\{"main_work": "(.*)"\}', model.complete_many([messages], answer_format, seed=seed)[0].text)[1]
+
+    rule = AnswerFormat(grammar, copy_keys=("main_work",), copy_sources=(source,), copy_run=10)
+    free = [value(AnswerFormat(grammar), seed) for seed in range(12)]
+    kept = [value(rule, seed) for seed in range(12)]
+    copied = [copied_run(compact(text), source, "", 10) is not None for text in free]
+    assert any(copied) and not all(copied)  # this test can fail
+    assert not any(copied_run(compact(text), source, "", 10) for text in kept), kept
+    assert all(k == f for k, f, c in zip(kept, free, copied) if not c)
+    allowed = [value(AnswerFormat(grammar, copy_keys=("main_work",), copy_sources=(source,), copy_run=10,
+                                  copy_allowed=source), seed) for seed in range(12)]
+    assert allowed == free  # the paper's own words

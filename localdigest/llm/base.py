@@ -64,6 +64,13 @@ class AnswerFormat:
     # (key, characters, sentences): that key's string value is not closed short of so many characters,
     # and is closed at the end of that many sentences once it has them (local models; sampling.Floor).
     floors: tuple[tuple[str, int, int], ...] = ()
+    # Keys whose string values share no run of `copy_run` weight (localdigest.text.copied_run) with
+    # `copy_sources` that `copy_allowed` has not (local models; sampling.Copies): a review copying a
+    # worked example's sentence into another paper's review.
+    copy_keys: tuple[str, ...] = ()
+    copy_sources: tuple[str, ...] = ()
+    copy_allowed: str = ""
+    copy_run: float = 0.0
 
 
 @dataclass(frozen=True)

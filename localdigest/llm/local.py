@@ -206,12 +206,12 @@ class LocalModel:
         character of a longer one (see sampling.Bans);
         with the format's limit on repeated runs, and no lower-case Latin word begun in the values of
         its `chinese_keys` but its `english_words` (sampling.LatinWords); and its restating penalty,
-        sentence openings and floors (sampling.Restating, Openings, Floor)."""
+        sentence openings, floors and copies (sampling.Restating, Openings, Floor, Copies)."""
         import dataclasses
 
         avoid = answer_format.avoid
         if not avoid and not answer_format.no_repeat and not answer_format.chinese_keys and not answer_format.fresh_keys \
-                and not answer_format.avoid_openings and not answer_format.floors:
+                and not answer_format.avoid_openings and not answer_format.floors and not answer_format.copy_keys:
             return None
         if avoid not in self._banned_ids:
             import numpy as np
@@ -263,6 +263,14 @@ class LocalModel:
                                                sentences=sentences)
                            for key, chars, sentences in answer_format.floors)
             bans = dataclasses.replace(bans, floors=floors)
+        if answer_format.copy_keys and answer_format.copy_sources:
+            from localdigest.llm.sampling import Copies
+            from localdigest.text import compact
+
+            bans = dataclasses.replace(bans, copies=Copies(
+                frozenset(key.encode("utf-8") for key in answer_format.copy_keys),
+                "\n".join(map(compact, answer_format.copy_sources)), compact(answer_format.copy_allowed),
+                answer_format.copy_run))
         if not answer_format.chinese_keys:
             return bans
         return dataclasses.replace(bans, chinese_keys=frozenset(key.encode("utf-8") for key in answer_format.chinese_keys),

@@ -18,6 +18,8 @@ from functools import cached_property
 
 import numpy as np
 
+from localdigest.text import compact, copied_run
+
 VALUE_END = re.compile(rb'["{}\[\],:0-9]')  # bytes that can end a JSON string or number, or start the next
 MASK_SLICE = 8192  # vocabulary entries per grammar pass when the sampled token was rejected
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
@@ -42,6 +44,7 @@ class Bans:
     restating: "Restating | None" = None  # inside its keys' values, copying the answer is penalised
     openings: "Openings | None" = None  # inside its keys' values, no sentence begins with its words
     floors: tuple["Floor", ...] = ()  # values not closed short of so many characters
+    copies: "Copies | None" = None  # inside its keys' values, no run of its sources is copied
 
     @cached_property
     def _window(self) -> int:
@@ -253,8 +256,32 @@ class Floor:
                                                dtype=np.int64))
 
 
+@dataclass(frozen=True)
+class Copies:
+    """Inside the string values of `keys`, no token is sampled that would make the value share a run
+    of `run` weight with `pool` (compacted texts, one per line) that `allowed` has not: the review
+    check's reading of a copied worked example (localdigest.text.copied_run), applied while the
+    answer is written. A token the rule turns away is drawn again without it (GrammarFirstSampler);
+    any other token is the one the model drew, so an answer without such a run is unchanged.
+
+    Why: Qwen2.5-Coder 1.5B wrote the second worked example's "在小样本文本分类上微调" into ALMA's
+    recommendation reason in two answers running (stop 37's bench, seed 42), and the checks then
+    asked for a whole third answer: 13 of that seed's 322 decoding steps a paper."""
+
+    keys: frozenset[bytes]
+    pool: str
+    allowed: str
+    run: float
+
+    def copied(self, value: str, past: int) -> str | None:
+        """The copied run in the string value `value` (compacted) that ends after its first `past`
+        characters: runs that ended before were read when they did."""
+        return copied_run(value, self.pool, self.allowed, self.run, past)
+
+
 # review.schema.SENTENCE_END's marks, spelled again: this layer does not import the review stage.
 SENTENCE_ENDS = tuple(mark.encode("utf-8") for mark in "。！？")
+ESCAPED = {ord('"'): b'"', ord("\\"): b"\\", ord("/"): b"/", ord("n"): b"\n", ord("t"): b"\t", ord("r"): b"\r"}
 OPENING_BYTES = 24  # of a sentence's beginning kept by JsonCursor: more than the longest word in Openings
 
 
@@ -271,12 +298,15 @@ class JsonCursor:
         self._value_tail = b""  # the value's last three bytes, where a sentence's end mark shows
         self.value_chars = 0  # characters of the string value so far
         self.value_sentences = 0  # sentences of it ended so far
+        self.value = bytearray()  # the string value so far, JSON escapes undone
 
     def feed(self, data: bytes) -> None:
         for byte in data:
             if self.in_string:
                 if self.escaped:
                     self.escaped = False
+                    if self.is_value:  # the character it stands for ("\\n" a line break; \u escapes are not read)
+                        self.value += ESCAPED.get(byte, b"")
                 elif byte == 0x5C:  # backslash
                     self.escaped = True
                 elif byte == 0x22:  # the closing quote
@@ -286,6 +316,7 @@ class JsonCursor:
                 elif not self.is_value and len(self._string) < 64:
                     self._string.append(byte)
                 elif self.is_value:
+                    self.value.append(byte)
                     self.value_chars += byte & 0xC0 != 0x80  # a UTF-8 character's first byte
                     self._value_tail = (self._value_tail + bytes((byte,)))[-3:]
                     if self._value_tail in SENTENCE_ENDS:
@@ -298,6 +329,7 @@ class JsonCursor:
                 self._string.clear()
                 self._sentence.clear()
                 self._value_tail = b""
+                self.value.clear()
                 self.value_chars = self.value_sentences = 0
                 self.after_colon = False
             elif byte == 0x3A:  # ":"
@@ -309,6 +341,16 @@ class JsonCursor:
     def at_sentence_end(self) -> bool:
         """Whether the string value so far ends with a sentence's end mark."""
         return self._value_tail in SENTENCE_ENDS
+
+    def value_with(self, data: bytes) -> bytes:
+        """The string value as it would be with `data` written: up to its closing quote, if `data`
+        has one (a token may close the value and begin the next: '。",')."""
+        if not self.in_string or not self.is_value:
+            return b""
+        end = data.find(b'"')
+        while end >= 0 and (data[end - 1] == 0x5C if end else self.escaped):  # an escaped quote goes on the value
+            end = data.find(b'"', end + 1)
+        return bytes(self.value) + (data if end < 0 else data[:end])
 
     def in_word(self) -> bool:
         """Whether a lower-case letter written now would go on a Latin word (_goes_on)."""
@@ -344,10 +386,12 @@ class GrammarFirstSampler:
         self.repeat_penalty, self.penalty_last_n = repeat_penalty, penalty_last_n
         self.banned = banned if banned is not None and (banned.always.size or banned.partial or banned.latin
                                                         or banned.restating or banned.openings
-                                                        or banned.floors) else None
+                                                        or banned.floors or banned.copies) else None
         self._cursor = JsonCursor() if self.banned is not None and (
-            self.banned.latin or self.banned.restating or self.banned.openings or self.banned.floors) else None
+            self.banned.latin or self.banned.restating or self.banned.openings or self.banned.floors
+            or self.banned.copies) else None
         self._restating = self.banned.restating if self.banned is not None else None
+        self._copies = self.banned.copies if self.banned is not None else None
         self.no_repeat = banned.no_repeat if banned is not None else 0
         self._pieces = banned.pieces if banned is not None else ()
         self._written: list[int] = []  # the answer so far (sampled and forced)
@@ -357,6 +401,7 @@ class GrammarFirstSampler:
         self._full = None
         self.fast_picks = 0  # the model's own choice was allowed
         self.full_masks = 0  # the grammar had to be run over the whole vocabulary
+        self.vetoes = 0  # drawn tokens turned away by a rule read on their text (Copies)
 
     @classmethod
     def for_settings(cls, llama, grammar: str, seed: int, settings, banned=None) -> "GrammarFirstSampler":
@@ -382,14 +427,39 @@ class GrammarFirstSampler:
             self.fast_picks += 1
         else:
             self.full_masks += 1
-            masked = self._masked(scores)
-            if (self.banned is not None or repeats) and not np.isfinite(masked).any():
+            scores = self._masked(scores)
+            if (self.banned is not None or repeats) and not np.isfinite(scores).any():
                 # The bans left the grammar no way on (it allows only the banned word here): the ban
                 # gives way, and the review stage's checks read the answer as always.
-                masked = self._masked(self._penalised(input_ids, logits, bans=False))
-            token = self._pick(masked)
+                scores = self._masked(self._penalised(input_ids, logits, bans=False))
+            token = self._pick(scores)
+        # Rules read on the drawn token's text (Copies) turn it away after the draw, not before:
+        # reading every candidate would cost a pass over the vocabulary, and a token they let
+        # through is the one the model drew, with the same random numbers.
+        while self._turned_away(token):
+            self.vetoes += 1
+            scores = scores.copy() if scores is logits else scores
+            scores[token] = -np.inf
+            if not np.isfinite(scores).any():
+                break  # nothing else is left: the rule gives way, and the checks read the answer
+            drawn = self._pick(scores)
+            if not self._allowed(drawn):
+                scores = self._masked(scores)
+                if not np.isfinite(scores).any():
+                    break
+                drawn = self._pick(scores)
+            token = drawn
         self._accept(token)
         return token
+
+    def _turned_away(self, token: int) -> bool:
+        """Whether `token` would copy a run of the worked examples into the value (Copies)."""
+        copies = self._copies
+        if copies is None or token >= len(self._pieces) or not self._cursor.inside(copies.keys):
+            return False
+        before = compact(bytes(self._cursor.value).decode("utf-8", errors="ignore"))
+        after = compact(self._cursor.value_with(self._pieces[token]).decode("utf-8", errors="ignore"))
+        return copies.copied(after, len(before)) is not None
 
     def force(self, token: int) -> bool:
         """Take `token` without sampling it (a span the schema forces), if the grammar allows it here."""

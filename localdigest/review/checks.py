@@ -14,15 +14,23 @@ import unicodedata
 from dataclasses import dataclass, replace
 
 from localdigest.review.schema import MAX_CHARS, PROSE, SCORE_DIMENSIONS, SENTENCE_END, Keyword, Review
-from localdigest.review.terms import standard_prose, standard_terms
+from localdigest.review.terms import normalise_keyword, standard_prose, standard_terms
+from localdigest.text import CJK, copied_run
+from localdigest.text import compact as _norm
 
 # 15: 个 read between a number and its scale, numbers in words read in the paper; and 主要工作's floor
 # (review.schema.FLOORS), which changes what is sampled, not what is checked: drawn again all the same.
-CHECKS_VERSION = 15
+# 16: worked examples' runs turned away while sampling (sampling.Copies) and their Chinese keywords
+# avoided where the paper has no English for them (example_terms): what is sampled, drawn again.
+CHECKS_VERSION = 16
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
 # A Latin letter counts half: "fine-tunin" is one English term any paper may use (measured: a
 # MetaMath review dropped for it), so an English run must be 20 long, a mixed one in between.
+# Where a local model is kept from writing such a run at all (AnswerFormat.copy_keys, sampling.Copies):
+# the prose. Keywords are left to the check: a Latin keyword may be the paper's own term (_own_term),
+# which only the whole keyword shows.
+COPY_KEYS = ("main_work", "highlights", "reason")
 MAX_OVERLAP = 0.5  # share of 亮点's 8-character runs found in 主要工作: it says nothing new
 MIN_CJK_SHARE = 0.3  # of the letters in a Chinese field; GPT-4's fields are 0.6-0.9
 # 主要工作 shorter than this says what the paper is about, not what it found (GPT-4's: 76-335
@@ -74,7 +82,6 @@ BACKGROUND_OPENINGS = ("近年", "近来", "最近", "如今", "当前", "目前
                        "因为", "鉴于", "随着", "现有", "已有", "传统", "例如", "比如", "许多", "大多数", "虽然",
                        "尽管", "不过", "可是", "在最近", "在最新", "在近", "在过去", "在通常", "在现有", "在传统",
                        "在许多", "在大多数")
-CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 PROSE_FIELDS = {"main_work": "主要工作", "highlights": "亮点"}
 # "7B" in an abstract is 70 亿 parameters; Qwen2.5-Coder 1.5B wrote "7 亿和 13 亿参数" for Baichuan 2's
 # 7B and 13B, even when told to keep the numbers as written, and "1000 万" for 1M. A number that is
@@ -131,6 +138,7 @@ class Example:
 
     texts: tuple[str, ...]  # every string of the example's answer
     scores: tuple[float, float, float]
+    keywords: tuple[Keyword, ...] = ()
 
 
 def problems(review: Review, examples: list[Example] = (), paper_text: str = "") -> list[Problem]:
@@ -623,7 +631,27 @@ def cut_off(text: str, shape) -> bool:
 
 def example_of(review: Review) -> Example:
     return Example(texts=tuple(text for _field, text in _texts(review)),
-                   scores=tuple(getattr(review, name).score for name in SCORE_DIMENSIONS))
+                   scores=tuple(getattr(review, name).score for name in SCORE_DIMENSIONS), keywords=review.keywords)
+
+
+def example_terms(examples: list[Example], paper_text: str) -> tuple[str, ...]:
+    """The worked examples' Chinese keywords whose English the paper (`paper_text`) never uses: a
+    local model does not write them (AnswerFormat.avoid).
+
+    Why: Qwen2.5-Coder 1.5B carries an example's subject into papers that have none of it. Stop 37's
+    bench: "推荐给需要在中文文本分类上微调 LLM 的工程师" for OpenBA (the second example's "在小样本文本分类上
+    微调 BERT 的工程师"), Auto-ACD's dataset offered "用于各种语音识别和字幕生成任务" (the first example is
+    Whisper's), and ALMA's reason copied the example's "在小样本文本分类上微调" twice at seed 42; with the
+    copy turned away in sampling (sampling.Copies) it still wrote "在小样本文本分类上使用 LLM". A paper
+    that uses every word of the English term keeps the word, together or apart as for a copied
+    keyword (_own_term): the speech-recognition paper writes 语音识别, and Baichuan 2, whose abstract
+    has "multilingual" and "training" apart, its keyword 多语言训练 (with the whole term required, a
+    bench run turned it into 多语言培训, training courses). Not a check, so a server's review is not
+    flagged for these words: a paper may need one its abstract does not spell."""
+    words = set(normalise_keyword(paper_text).split())
+    return tuple(dict.fromkeys(keyword.zh for example in examples for keyword in example.keywords
+                               if CJK.search(keyword.zh)
+                               and not all(word in words for word in normalise_keyword(keyword.en).split())))
 
 
 def _texts(review: Review) -> list[tuple[str, str]]:
@@ -680,19 +708,9 @@ def _copied_from_examples(review: Review, examples: list[Example], paper_text: s
     for where, text in _texts(review):
         if where == "keywords" and _own_term(text, paper_words):
             continue
-        compact = _norm(text)
-        weights = [1.0 if CJK.match(char) else 0.5 for char in compact]
-        end, weight = 0, 0.0
-        for start in range(len(compact)):
-            while end < len(compact) and weight < COPY_RUN:
-                weight += weights[end]
-                end += 1
-            if weight < COPY_RUN:
-                break
-            run = compact[start:end]
-            if run in pool and run not in paper:
-                return run, where
-            weight -= weights[start]
+        found = copied_run(_norm(text), pool, paper, COPY_RUN)
+        if found:
+            return found, where
     return None
 
 
@@ -706,8 +724,3 @@ def _own_term(keyword: str, paper_words: set[str]) -> bool:
     """Whether `keyword` is Latin only and every word of it is one of the paper's own words."""
     words = LATIN_TERM_WORD.findall(keyword.casefold())
     return keyword.isascii() and bool(words) and all(word in paper_words for word in words)
-
-
-def _norm(text: str) -> str:
-    """Compared without case, width or spaces: "Large  Language" and "large language" are one text."""
-    return "".join(unicodedata.normalize("NFKC", text).casefold().split())

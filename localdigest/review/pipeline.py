@@ -56,16 +56,18 @@ class Reviewer:
         self.prompt = prompt
         self.cache = cache
         schema = prompt.schema()
+        self._examples = worked_examples(prompt)
         self.answer_format = AnswerFormat(schema_to_gbnf(schema), schema, avoid=quality.NEVER_WRITE,
                                           no_repeat=quality.NO_REPEAT, chinese_keys=quality.CHINESE_KEYS,
                                           fresh_keys=quality.FRESH_KEYS, opening_keys=quality.OPENING_KEYS,
                                           avoid_openings=quality.BACKGROUND_OPENINGS,
-                                          floors=tuple((key, *floor) for key, floor in FLOORS.items()))
+                                          floors=tuple((key, *floor) for key, floor in FLOORS.items()),
+                                          copy_keys=quality.COPY_KEYS, copy_run=quality.COPY_RUN,
+                                          copy_sources=tuple(text for example in self._examples for text in example.texts))
         self.skeleton = Skeleton.from_schema(schema)
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
         self._model_identity = model.identity()
-        self._examples = worked_examples(prompt)
         self.attempts = getattr(model.spec, "attempts", ATTEMPTS)
 
     def key(self, paper: Paper) -> str:
@@ -138,7 +140,7 @@ class Reviewer:
         if self._streams:
             done = dict(self._stream(list(enumerate(papers)), None, on_token))
             return [done[i] for i in range(len(papers))]
-        answer_format = for_papers(as_format(self.answer_format), papers)
+        answer_format = for_papers(as_format(self.answer_format), papers, self._examples)
         jobs = [self._job(paper, answer_format) for paper in papers]
         pending = jobs
         while pending:  # every job here has had as many answers as the others
@@ -163,7 +165,7 @@ class Reviewer:
                 index, paper = waiting.pop(0)
                 if on_start:
                     on_start(paper)
-                job = self._job(paper, for_papers(answer_format, [paper]), index)
+                job = self._job(paper, for_papers(answer_format, [paper], self._examples), index)
             else:
                 return None
             return Request(job.conversation, job.answer_format, self.seed + job.attempt, job.start, tag=job)
@@ -318,12 +320,14 @@ def check_review(paper: Paper, review: Review, examples: list[quality.Example]) 
     return quality.problems(review, examples, paper_text(paper))
 
 
-def for_papers(answer_format: AnswerFormat, papers: list[Paper]) -> AnswerFormat:
-    """The format with the lower-case names these papers spell allowed in its Chinese fields, and
-    no claim of code unless one of them announces code (one format per batch: the papers decoded
-    together share it)."""
+def for_papers(answer_format: AnswerFormat, papers: list[Paper], examples: Sequence[quality.Example] = ()) -> AnswerFormat:
+    """The format with the lower-case names these papers spell allowed in its Chinese fields, no
+    claim of code unless one of them announces code, none of the worked `examples`' Chinese keywords
+    the papers have no English for, and their own text free to quote where an example has it too
+    (one format per batch: the papers decoded together share it)."""
     text = "\n".join(map(paper_text, papers))
-    return replace(answer_format, english_words=quality.english_words(text), avoid=quality.never_write(text))
+    return replace(answer_format, english_words=quality.english_words(text), copy_allowed=text,
+                   avoid=quality.never_write(text) + quality.example_terms(list(examples), text))
 
 
 def paper_text(paper: Paper) -> str:

@@ -1,0 +1,40 @@
+"""Text measures shared by the review checks and the local model's sampler.
+
+Both must read a copied run the same way: the sampler turns a token away exactly where the check
+would flag the finished answer, and nowhere else, so an answer the check passes is the one it
+would have been without the rule, token for token.
+"""
+
+import re
+import unicodedata
+
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def compact(text: str) -> str:
+    """The text as it is compared: without case, width or spaces ("Large  Language" and "large
+    language" are one text)."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def copied_run(text: str, pool: str, allowed: str, run: float, past: int = 0) -> str | None:
+    """The first run of `text` (compacted) with `run` weight that `pool` has and `allowed` has not,
+    among those that end after its first `past` characters; a CJK character weighs 1 and any other
+    ½ (ten Chinese characters, or twenty letters: a name or a term is longer in Latin letters than
+    in Chinese). A run is the shortest that reaches the weight from its first character, so a run's
+    text depends only on where it begins: the runs of a text that has grown are its old runs and
+    those that end in what it grew by (`past`: the old length)."""
+    weights = [1.0 if CJK.match(char) else 0.5 for char in text]
+    begin = max(0, past - int(2 * run))  # a run is at most 2 * run characters: earlier ones end in the old text
+    end, weight = begin, 0.0
+    for begin in range(begin, len(text)):
+        while end < len(text) and weight < run:
+            weight += weights[end]
+            end += 1
+        if weight < run:
+            return None
+        found = text[begin:end]
+        if end > past and found in pool and found not in allowed:
+            return found
+        weight -= weights[begin]
+    return None
