@@ -1,8 +1,9 @@
 """Text measures shared by the review checks and the local model's sampler.
 
-Both must read a copied run the same way: the sampler turns a token away exactly where the check
-would flag the finished answer, and nowhere else, so an answer the check passes is the one it
-would have been without the rule, token for token.
+Both must read a copied run the same way: the sampler turns a token away where the check would
+flag the finished answer, and nowhere else, so an answer without such a run is the one it would
+have been without the rule, token for token (the check reads the answer after its repairs, which
+seldom touch ten characters in a row).
 """
 
 import re
@@ -24,17 +25,17 @@ def copied_run(text: str, pool: str, allowed: str, run: float, past: int = 0) ->
     in Chinese). A run is the shortest that reaches the weight from its first character, so a run's
     text depends only on where it begins: the runs of a text that has grown are its old runs and
     those that end in what it grew by (`past`: the old length)."""
-    weights = [1.0 if CJK.match(char) else 0.5 for char in text]
-    begin = max(0, past - int(2 * run))  # a run is at most 2 * run characters: earlier ones end in the old text
-    end, weight = begin, 0.0
-    for begin in range(begin, len(text)):
+    start = max(0, past - int(2 * run))  # a run is at most 2 * run characters: earlier ones end in the old text
+    weights = [1.0 if CJK.match(char) else 0.5 for char in text[start:]]  # weighed from there only: the sampler's hot path
+    end, weight = start, 0.0
+    for begin in range(start, len(text)):
         while end < len(text) and weight < run:
-            weight += weights[end]
+            weight += weights[end - start]
             end += 1
         if weight < run:
             return None
         found = text[begin:end]
         if end > past and found in pool and found not in allowed:
             return found
-        weight -= weights[begin]
+        weight -= weights[begin - start]
     return None

@@ -401,7 +401,6 @@ class GrammarFirstSampler:
         self._full = None
         self.fast_picks = 0  # the model's own choice was allowed
         self.full_masks = 0  # the grammar had to be run over the whole vocabulary
-        self.vetoes = 0  # drawn tokens turned away by a rule read on their text (Copies)
 
     @classmethod
     def for_settings(cls, llama, grammar: str, seed: int, settings, banned=None) -> "GrammarFirstSampler":
@@ -436,9 +435,7 @@ class GrammarFirstSampler:
         # Rules read on the drawn token's text (Copies) turn it away after the draw, not before:
         # reading every candidate would cost a pass over the vocabulary, and a token they let
         # through is the one the model drew, with the same random numbers.
-        while self._turned_away(token):
-            self.vetoes += 1
-            scores = scores.copy() if scores is logits else scores
+        while self._turned_away(token):  # `scores` is a copy here: Copies come with bans, which copy the logits
             scores[token] = -np.inf
             if not np.isfinite(scores).any():
                 break  # nothing else is left: the rule gives way, and the checks read the answer
