@@ -165,3 +165,24 @@ def test_an_answer_goes_on_from_a_given_start_on_the_real_decoder(tiny_gguf):
     # A start the grammar refuses is dropped whole: the answer is written from its beginning
     refused = model.complete_many(conversations[:1], answer, seed=4, starts=['{"title": "'])[0]
     assert refused.text.startswith('{"main_work": "') and Review.from_json(refused.text)
+
+
+def test_an_answer_going_on_from_a_start_fits_the_context_its_first_answer_had(tiny_gguf):
+    """The start counts against the answer's token limit, so the answer asked again needs no more KV
+    cells than the first and reuses the prompt evaluated for it (RMT at stop 38: a new context, the
+    whole 2195-token prompt evaluated again)."""
+    conversation = load_prompt().messages(Paper("2309.1", "Paper 1", "An abstract."))
+    probe = LocalModel(ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=16384), tiny_gguf)
+    prompt = probe.prompt_tokens(conversation)
+    # A limit that leaves the context a few cells to spare for the first answer (it is sized in
+    # steps of 1024), fewer than the start has tokens.
+    limit = -(-(prompt + 600) // 1024) * 1024 - prompt - 4
+    spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=16384, generation={"max_tokens": limit})
+    model = LocalModel(spec, tiny_gguf, batch_size=1)
+    answer = AnswerFormat(schema_to_gbnf(REVIEW_SCHEMA), REVIEW_SCHEMA, avoid=NEVER_WRITE)
+    first = model.complete_many([conversation], answer, seed=3)[0]
+    start = SKELETON.start_of(FULL, "scores")  # an earlier answer's 主要工作, 亮点 and keywords
+    again = model.complete_many([conversation], answer, seed=4, starts=[start])[0]
+    assert again.given_tokens > 4 and again.text.startswith(start)
+    assert first.evaluated_prompt_tokens == prompt  # the first answer paid for the prompt; the next, for its start
+    assert again.evaluated_prompt_tokens < again.given_tokens + prompt / 2, again

@@ -243,6 +243,11 @@ class BatchDecoder:
             s.tokens = s.tokens + tokens
             s.text += start.encode("utf-8")
             s.given = len(tokens)
+            # The start is the answer's own beginning, so it counts against the answer's limit. Why:
+            # counted twice (in the prompt and in max_tokens), RMT's answer asked again from its
+            # reasons (stop 38's bench, seed 42) needed more cells than the context had, and the new
+            # context evaluated all 2195 prompt tokens again: 24 s where ~8 s do.
+            s.max_tokens = max(1, s.max_tokens - len(tokens))
         else:
             s.sampler.close()
             s.sampler = new_sampler()
