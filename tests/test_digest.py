@@ -233,6 +233,34 @@ def test_a_copy_that_comes_back_after_keeping_the_first_fields_gets_a_last_answe
     assert result.review is None and "copies the worked example" in result.error
 
 
+def test_an_answer_that_misreads_a_number_ends_at_that_field_and_is_asked_again(tiny_gguf, tmp_path):
+    """A number the paper does not give, in 主要工作: the local model stops there (the rest would be
+    thrown away) and is asked again; the last answer is written whole and kept with the flag. Here
+    the grammar allows one answer, and the schema's skeleton fast-forwards its fixed text."""
+    import json
+
+    from localdigest.llm.base import AnswerFormat
+
+    openings = dict(load_prompt().openings)
+    misread = {"main_work": "本文提出一种有 7.5 亿参数的长上下文微调方法。" + LONG_ENOUGH,
+               "highlights": "移位短注意力只需两行代码即可在训练中实现，推理时仍用全注意力，困惑度与全量微调相当。",
+               "keywords": [{"en": f"Keyword {i}", "zh": f"关键词{i}"} for i in range(5)],
+               "scores": {name: {"reason": openings[name] + reason, "score": 3} for name, reason in
+                          zip(("practicality", "innovation", "recommendation"), ("训练脚本。", "移位短注意力。", "做长上下文的人。"))}}
+    text = json.dumps(misread, ensure_ascii=False)
+    model = reviewer(tiny_gguf, tmp_path / "cache")
+    model.answer_format = AnswerFormat("root ::= " + json.dumps(text, ensure_ascii=False), load_prompt().schema())
+    record_stream(model.model, events := [])
+    result = model.review(load_feeds([str(HF_FEED)]).papers[0])
+    assert [r.stop_early is not None for r in requests(events)] == [True, True, False]  # none on the last
+    assert [r.start for r in requests(events)] == ["", "", ""]  # 主要工作 is the answer's first field
+    assert result.flags == ("writes 7.5 亿, a number the paper does not give",)
+    assert result.cost["sent_back_for"] == ["misreads a number"] * 2 and result.cost["attempts"] == 3
+    # The two answers asked again stopped after 主要工作: together less than the whole last one
+    whole = result.cost["completion_tokens"]
+    assert result.cost["all_completion_tokens"] - whole < whole, result.cost
+
+
 def test_a_flaw_a_new_answer_does_not_fix_is_flagged_without_asking_again(tiny_gguf, tmp_path):
     import json
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from localdigest.llm.base import AnswerFormat
+from localdigest.llm.base import AnswerFormat, Request
 from localdigest.llm.forced import Skeleton, literal_prefix
 from localdigest.llm.local import LocalModel
 from localdigest.llm.registry import ModelSpec
@@ -38,6 +38,43 @@ FULL = json.dumps({**valid_dict(), "main_work": MAIN_WORK,
 ])
 def test_what_the_schema_forces(text, forced):
     assert SKELETON.forced(text) == forced
+
+
+def test_the_values_an_answer_so_far_has_closed():
+    cut = FULL.index('"keywords"') + 5  # inside a key: 主要工作 and 亮点 are closed
+    assert SKELETON.values(FULL[:cut]) == {"main_work": MAIN_WORK, "highlights": valid_dict()["highlights"]}
+    assert SKELETON.values('{"main_work": "本文\\"引号\\"。') == {}  # escaped quotes do not close it
+    assert SKELETON.values('{"main_work": "本文\\"引号\\"。"') == {"main_work": '本文"引号"。'}  # escapes undone
+    assert SKELETON.values('{"main_work" : "本文。", ') == {}  # not the skeleton's text
+    whole = SKELETON.values(FULL)
+    assert whole["keywords.4.zh"] == valid_dict()["keywords"][4]["zh"] and "scores.practicality.score" not in whole
+    assert whole["scores.recommendation.reason"] == valid_dict()["scores"]["recommendation"]["reason"]
+    # A pattern's opening words are the value's own, though the skeleton forces them
+    prompt = load_prompt()
+    opened = FULL
+    for name, opening in prompt.openings:
+        opened = opened.replace(f'"{name}": {{"reason": "', f'"{name}": {{"reason": "{opening}')
+    reason = Skeleton.from_schema(prompt.schema()).values(opened)["scores.recommendation.reason"]
+    assert reason == dict(prompt.openings)["recommendation"] + valid_dict()["scores"]["recommendation"]["reason"]
+
+
+def test_an_answer_ends_where_stop_early_says_after_a_value_closes(tiny_gguf):
+    model, answer = two_at_a_time(tiny_gguf)
+    conversation = load_prompt().messages(Paper("2309.1", "Paper 1", "An abstract."))
+    seen = []
+
+    def after_main_work(text: str) -> bool:
+        seen.append(text)
+        return "main_work" in SKELETON.values(text)
+
+    whole = model.complete_many([conversation], answer, seed=3)[0]
+    request = Request(conversation, answer, seed=3, stop_early=after_main_work)
+    todo = [request]
+    (_tag, cut), = model.complete_stream(lambda: todo.pop() if todo else None)
+    assert cut.stopped_early and not whole.stopped_early
+    assert cut.text.endswith(', "highlights": "') and whole.text.startswith(cut.text)  # the same answer, cut
+    # Asked at the answer's start and when 主要工作 closed: each time the schema's fixed text followed
+    assert seen[0] == '{"main_work": "' and len(seen) == 2 and cut.completion_tokens < whole.completion_tokens / 2
 
 
 def test_skeletons_exist_only_for_schemas_without_choices_between_values():

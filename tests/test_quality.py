@@ -210,6 +210,31 @@ def test_a_papers_numbers_are_read_at_their_english_scale():
     assert not [p for p in problems(review(main_work="本文的模型有 7.5 亿参数。" + MORE), [], "") if "number" in p.text]
 
 
+def test_an_answers_first_fields_are_checked_for_numbers_as_the_whole_answer_is():
+    """early_problems reads the values an answer has closed so far as problems() reads the repaired
+    review: the same number problem, from the same field, and none where a repair puts it right."""
+    from localdigest.review.checks import early_problems, repair
+
+    btlm = ("BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model\n"
+            "BTLM-3B-8K is a 3 billion parameter model trained on 627B tokens; it is competitive with 7B models.")
+    reason = "推荐给想在手机上跑 75 亿参数模型的工程师。"  # 7.5B: a number the paper does not give
+    cases = [({"main_work": "本文介绍 BTLM-3B-8K，一个 7.5 亿参数的开源语言模型。" + MORE}, "main_work"),
+             ({"main_work": "本文介绍 BTLM-3B-8K，一个 3 亿参数、在 627 亿个 token 上训练的模型。" + MORE}, None),  # 3B, 627B back
+             ({"scores": {**valid_dict()["scores"], "recommendation": {"score": 4, "reason": reason}}},
+              "scores.recommendation")]
+    for changes, field in cases:
+        whole = review(**changes)
+        expected = [p for p in problems(repair(whole, btlm), [], btlm) if "number" in p.text]
+        values = {"main_work": whole.main_work, "highlights": whole.highlights,
+                  **{f"keywords.{i}.en": k.en for i, k in enumerate(whole.keywords)},
+                  **{f"scores.{name}.reason": score.reason for name, score in whole.scores().items()}}
+        found = early_problems(values, btlm)
+        assert [p.text for p in found] == [p.text for p in expected] and [p.field for p in found] == ([field] if field else [])
+        assert all(p.ask_again for p in found)
+        if field:  # without the field, nothing is found
+            assert early_problems({k: v for k, v in values.items() if not k.startswith(field)}, btlm) == []
+
+
 def test_a_sentence_the_grammar_stopped_at_its_cap_ends_at_its_last_clause_instead():
     from localdigest.review.checks import end_at_clause, repair
 

@@ -85,19 +85,24 @@ class Completion:
     given_tokens: int = 0  # the answer's beginning, taken from an earlier answer (complete_many's starts): not counted above
     drafted_tokens: int = 0  # prompt-lookup guesses decoded to be checked (llm.batch)
     accepted_tokens: int = 0  # of them, the ones sampling then picked: tokens that cost no step of their own
+    stopped_early: bool = False  # the request's stop_early ended it after a value: the text is an answer's beginning
 
 
 @dataclass(frozen=True)
 class Request:
     """One answer asked of a model that takes a stream of them (LocalModel.complete_stream): the
-    chat, its format, the seed, the beginning of an earlier answer to go on from ("": none), and a
-    tag that comes back with the completion."""
+    chat, its format, the seed, the beginning of an earlier answer to go on from ("": none), a tag
+    that comes back with the completion, and `stop_early`: called with the answer so far each time
+    its JSON schema's fixed text follows (at the start, and after each value it closes; a local
+    model fast-forwarding); True ends the answer there (Completion.stopped_early), so a caller who
+    would ask again for what it has read so far does not wait for the rest."""
 
     messages: list[dict]
     answer_format: AnswerFormat
     seed: int
     start: str = ""
     tag: object = None
+    stop_early: Callable[[str], bool] | None = None
 
 
 OnToken = Callable[[], None] | None

@@ -37,6 +37,7 @@ class Job:
     skeleton: Skeleton | None = None
     start: str = ""
     tag: object = None
+    stop_early: Callable[[str], bool] | None = None  # Request.stop_early (asked when a value closes)
 
 
 class _Sequence:
@@ -57,6 +58,8 @@ class _Sequence:
         self.given = 0  # of tokens, the answer's given beginning (BatchDecoder._begin_with)
         self.tag: object = None
         self.skeleton: Skeleton | None = None
+        self.stop_early: Callable[[str], bool] | None = None
+        self.stopped = False  # by stop_early
         self.copied = 0  # of tokens, the ones shared with the prefix sequence (not evaluated again)
         self.evaluated = 0  # prompt tokens llama.cpp evaluated for this answer
         self.seconds = self.prompt_seconds = 0.0
@@ -66,12 +69,13 @@ class _Sequence:
                           prompt_tokens=len(self.tokens) - self.given, completion_tokens=len(self.generated),
                           seconds=self.seconds, evaluated_prompt_tokens=self.evaluated,
                           prompt_seconds=self.prompt_seconds, forced_tokens=self.forced,
-                          drafted_tokens=self.drafted, accepted_tokens=self.accepted, given_tokens=self.given)
+                          drafted_tokens=self.drafted, accepted_tokens=self.accepted, given_tokens=self.given,
+                          stopped_early=self.stopped)
 
 
 def _finished(s: _Sequence) -> bool:
-    """The answer reached its token limit or wrote a stop string."""
-    return len(s.generated) >= s.max_tokens or any(stop in s.text for stop in s.stops)
+    """The answer reached its token limit, wrote a stop string or was stopped early."""
+    return s.stopped or len(s.generated) >= s.max_tokens or any(stop in s.text for stop in s.stops)
 
 
 class BatchDecoder:
@@ -184,7 +188,7 @@ class BatchDecoder:
         if job is None:
             return None
         s = _Sequence(-1, job.tokens, job.stops, job.new_sampler(), job.max_tokens)
-        s.tag, s.skeleton = job.tag, job.skeleton
+        s.tag, s.skeleton, s.stop_early = job.tag, job.skeleton, job.stop_early
         if job.start:
             self._begin_with(s, job.start, job.new_sampler)
         return s
@@ -277,6 +281,8 @@ class BatchDecoder:
             start = len(s.tokens) + len(s.generated) - 1
             piece = self._piece(token)
             forced = self._fast_forward(s, piece, s.skeleton, on_token) if s.skeleton else []
+            if forced and s.stop_early:  # the schema's fixed text follows: the start, or a value closed
+                s.stopped = s.stop_early(bytes(s.text).decode("utf-8", errors="ignore"))
             new = [token, *forced]
             if _finished(s):
                 ended.append(s)

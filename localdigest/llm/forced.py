@@ -56,6 +56,29 @@ class Skeleton:
                     return None
         return text[:pos]
 
+    def values(self, text: str) -> dict[str, str]:
+        """The string values `text` (an answer so far) has closed, by path, as JSON reads them (with
+        the opening words a pattern forces, "推荐给…"); those before the point where the text ends or
+        departs from the skeleton."""
+        pos, found = 0, {}
+        for index, part in enumerate(self.parts):
+            if index % 2 == 0:
+                matched, pos = _match_literal(part, text, pos)
+                if matched is None or matched < len(part):
+                    return found
+                continue
+            begin = pos
+            pos = _string_end(text, pos) if part == STRING else _number_end(text, pos)
+            if pos is None or pos == len(text):  # not closed yet
+                return found
+            if part == STRING:
+                opening = self.parts[index - 1].rsplit('"', 1)[1]
+                try:
+                    found[self.paths[index // 2]] = opening + json.loads(f'"{text[begin:pos]}"')
+                except ValueError:  # not JSON's text: nothing from here on is read
+                    return found
+        return found
+
     def forced(self, text: str) -> str:
         """What must follow `text` (an answer so far) before the model has a choice again; "" when it
         has one now, or when `text` does not follow the skeleton (then nothing is assumed)."""

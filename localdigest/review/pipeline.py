@@ -168,7 +168,8 @@ class Reviewer:
                 job = self._job(paper, for_papers(answer_format, [paper], self._examples), index)
             else:
                 return None
-            return Request(job.conversation, job.answer_format, self.seed + job.attempt, job.start, tag=job)
+            return Request(job.conversation, job.answer_format, self.seed + job.attempt, job.start, tag=job,
+                           stop_early=self._stop_early(job.paper) if job.attempt + 1 < self.attempts else None)
 
         for job, completion in self.model.complete_stream(take, min(len(papers), self.model.batch_size), on_token):
             if self._answered(job, completion):
@@ -192,30 +193,42 @@ class Reviewer:
         self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
         job.spent.update(all_completion_tokens=completion.completion_tokens, all_seconds=completion.seconds,
                          all_forced_tokens=completion.forced_tokens, attempts=1)
-        try:
-            review = quality.repair(Review.from_json(completion.text), paper_text(job.paper))
-        except ReviewInvalid as exc:
-            job.error = f"model output failed validation {job.attempt} times: {exc.message}"
-            if more:
-                job.sent_back.append("not valid JSON for the schema")
-            job.conversation = job.messages  # nothing to point at: the same prompt, another seed
-            job.start = ""
-            return more or self._last(job)
-        found = self.check(job.paper, review)
-        if not any(problem.ask_again for problem in found):  # flagged for the reader, not asked again
-            job.result = self._accept(job.paper, review, completion, job.trimmed, job.spent,
-                                      flags=tuple(problem.text for problem in found), sent_back=job.sent_back)
-            return False
-        if job.best is None or _badness(found) < _badness(job.best[1]):
-            job.best = (review, found, completion, attempt)
+        if getattr(completion, "stopped_early", False):  # its first fields already ask for another answer
+            found = quality.early_problems(self.skeleton.values(completion.text), paper_text(job.paper))
+        else:
+            try:
+                review = quality.repair(Review.from_json(completion.text), paper_text(job.paper))
+            except ReviewInvalid as exc:
+                job.error = f"model output failed validation {job.attempt} times: {exc.message}"
+                if more:
+                    job.sent_back.append("not valid JSON for the schema")
+                job.conversation = job.messages  # nothing to point at: the same prompt, another seed
+                job.start = ""
+                return more or self._last(job)
+            found = self.check(job.paper, review)
+            if not any(problem.ask_again for problem in found):  # flagged for the reader, not asked again
+                job.result = self._accept(job.paper, review, completion, job.trimmed, job.spent,
+                                          flags=tuple(problem.text for problem in found), sent_back=job.sent_back)
+                return False
+            if job.best is None or _badness(found) < _badness(job.best[1]):
+                job.best = (review, found, completion, attempt)
         if more:
             job.sent_back.extend(problem.kind for problem in found if problem.ask_again)
         job.conversation = self._with_feedback(job.messages, found)
         # The last answer starts afresh while every answer so far was unusable: kept fields
         # led ALMA's reviews (seed 42) into the same copied example reason three times.
-        last_chance = job.attempt + 1 == self.attempts and any(problem.severe for problem in job.best[1])
+        last_chance = job.attempt + 1 == self.attempts and job.best is not None and \
+            any(problem.severe for problem in job.best[1])
         job.start = "" if last_chance else self._restart(completion.text, found)
         return more or self._last(job)
+
+    def _stop_early(self, paper: Paper) -> Callable[[str], bool]:
+        """For a local model: whether an answer so far (its closed values) already has a problem
+        that would ask for another answer from there (checks.early_problems: a misread number), so
+        the rest of it is not written for nothing. Not on an answer's last attempt: that one is
+        kept whole, problems and all, if it is the best."""
+        text = paper_text(paper)
+        return lambda answer: bool(quality.early_problems(self.skeleton.values(answer), text))
 
     def _last(self, job: "_Job") -> bool:
         """No more answers for the job: the best one if it has no severe problem, else the error."""
