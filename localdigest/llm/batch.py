@@ -37,7 +37,7 @@ class Job:
     skeleton: Skeleton | None = None
     start: str = ""
     tag: object = None
-    stop_early: Callable[[str], bool] | None = None  # Request.stop_early (asked when a value closes)
+    stop_early: Callable[[str], bool] | None = None  # Request.stop_early (asked when the fixed text follows)
 
 
 class _Sequence:
