@@ -211,9 +211,9 @@ def test_a_papers_numbers_are_read_at_their_english_scale():
 
 
 def test_an_answers_first_fields_are_checked_for_numbers_as_the_whole_answer_is():
-    """early_problems reads the values an answer has closed so far as problems() reads the repaired
+    """NumberChecks.early_problems reads the values an answer has closed so far as problems() reads the repaired
     review: the same number problem, from the same field, and none where a repair puts it right."""
-    from localdigest.review.checks import early_problems, repair
+    from localdigest.review.checks import NumberChecks, repair
 
     btlm = ("BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model\n"
             "BTLM-3B-8K is a 3 billion parameter model trained on 627B tokens; it is competitive with 7B models.")
@@ -228,11 +228,11 @@ def test_an_answers_first_fields_are_checked_for_numbers_as_the_whole_answer_is(
         values = {"main_work": whole.main_work, "highlights": whole.highlights,
                   **{f"keywords.{i}.en": k.en for i, k in enumerate(whole.keywords)},
                   **{f"scores.{name}.reason": score.reason for name, score in whole.scores().items()}}
-        found = early_problems(values, btlm)
+        found = NumberChecks(btlm).early_problems(values)
         assert [p.text for p in found] == [p.text for p in expected] and [p.field for p in found] == ([field] if field else [])
         assert all(p.ask_again for p in found)
         if field:  # without the field, nothing is found
-            assert early_problems({k: v for k, v in values.items() if not k.startswith(field)}, btlm) == []
+            assert NumberChecks(btlm).early_problems({k: v for k, v in values.items() if not k.startswith(field)}) == []
 
 
 def test_a_sentence_the_grammar_stopped_at_its_cap_ends_at_its_last_clause_instead():

@@ -12,6 +12,7 @@ checks would send back is never served from the cache.
 import re
 import unicodedata
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from localdigest.review.schema import MAX_CHARS, PROSE, SCORE_DIMENSIONS, SENTENCE_END, Keyword, Review
 from localdigest.review.terms import normalise_keyword, standard_prose, standard_terms
@@ -171,7 +172,7 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         found.append(Problem(f"main_work is too short ({len(review.main_work)} characters)",
                              "主要工作太短，只说了论文做什么。请用 2-3 句话写清本文研究的问题、提出的方法和得到的结果，约 120-200 字。",
                              field="main_work"))
-    numbers = _Numbers(paper_text)
+    numbers = NumberChecks(paper_text)
     for name, text in prose.items():  # the first field with a misread number: the rest were written after it
         if misread := numbers.problem(name, text):
             found.append(misread)
@@ -276,13 +277,19 @@ def _unsaid_code(review: Review, paper_text: str) -> tuple[str, str] | None:
     return None
 
 
-class _Numbers:
-    """The number checks for one paper: a number it gives in billions or millions written at the
-    wrong Chinese scale, or a number at a Chinese scale it does not give."""
+class NumberChecks:
+    """The number checks for one paper (its title + abstract, `paper_text`): a number it gives in
+    billions or millions written at the wrong Chinese scale, or a number at a Chinese scale it does
+    not give. Built once per paper: its number tables, and the write-back patterns of
+    fix_numbers/fix_counted (compiled on first use)."""
 
     def __init__(self, paper_text: str):
         self.paper_text = paper_text
         self.wrong, self.given = _wrong_numbers(paper_text), paper_numbers(paper_text)
+
+    @cached_property
+    def _fixes(self) -> list[tuple[re.Pattern, str]]:
+        return _misread_fixes(self.wrong) + _counted_fixes(self.paper_text)  # fix_numbers, then fix_counted
 
     def problem(self, name: str, text: str) -> "Problem | None":
         """The problem of the prose field `name` (a problems() prose name) whose text is `text`, if any."""
@@ -298,27 +305,26 @@ class _Numbers:
                            field=_field(name))
         return None
 
+    def early_problems(self, values: dict[str, str]) -> list[Problem]:
+        """What problems() would find in an answer's first prose fields, `values` (path -> text, as
+        written: "main_work", "scores.innovation.reason"), before the rest is written: the number
+        checks, on the text as repair() would leave it (numbers written back, a sentence cut at its
+        cap ended at its last clause; the other repairs touch no number). Only the first such field's
+        problem, as problems() reports it.
 
-def early_problems(values: dict[str, str], paper_text: str) -> list[Problem]:
-    """What problems() would find in an answer's first prose fields, `values` (path -> text, as
-    written: "main_work", "scores.innovation.reason"), before the rest is written: the number
-    checks, on the text as repair() would leave it (numbers written back, a sentence cut at its
-    cap ended at its last clause; the other repairs touch no number). Only the first such field's
-    problem, as problems() reports it.
-
-    Why: an answer that misreads a number is asked again from that field, so whatever the model
-    writes after it is thrown away: BTLM-3B-8K's "7.5 亿参数" in 主要工作 (stop 38's bench, seed 7)
-    cost a whole answer, 389 decoding steps, for the 110 of its 主要工作."""
-    numbers = _Numbers(paper_text)
-    for path, text in values.items():
-        name = path if path in PROSE_FIELDS else _prose_name(path)
-        if name is None:
-            continue
-        shape = PROSE["reason"] if path.startswith("scores.") else PROSE[path]
-        text = end_at_clause(_numbers_written_back(text, paper_text), shape)
-        if found := numbers.problem(name, text):
-            return [found]
-    return []
+        Why: an answer that misreads a number is asked again from that field, so whatever the model
+        writes after it is thrown away: BTLM-3B-8K's "7.5 亿参数" in 主要工作 (stop 38's bench, seed 7)
+        cost a whole answer, 389 decoding steps, for the 110 of its 主要工作."""
+        for path, text in values.items():
+            name = path if path in PROSE_FIELDS else _prose_name(path)
+            if name is None:
+                continue
+            for pattern, back in self._fixes:
+                text = pattern.sub(back, text)
+            text = end_at_clause(text, PROSE[path] if path in PROSE_FIELDS else PROSE["reason"])
+            if found := self.problem(name, text):
+                return [found]
+        return []
 
 
 def _prose_name(path: str) -> str | None:
@@ -547,18 +553,11 @@ def fix_numbers(review: Review, paper_text: str) -> Review:
     Measured on Qwen2.5-Coder 1.5B over the 26 bench papers: asked again with the mistake named, it
     wrote "7 亿参数" once more for BTLM-3B-8K, and LMSYS-Chat-1M's one million conversations became
     "1000 万条"; the paper's own spelling is always right, and a reader knows it."""
-    return _written_back(review, _misread_fixes(paper_text))
+    return _written_back(review, _misread_fixes(_wrong_numbers(paper_text)))
 
 
-def _misread_fixes(paper_text: str) -> list[tuple[re.Pattern, str]]:
-    return [(re.compile(_written(value, unit)), back) for value, unit, back, _right in _wrong_numbers(paper_text)]
-
-
-def _numbers_written_back(text: str, paper_text: str) -> str:
-    """One text as fix_numbers, then fix_counted, leave it."""
-    for pattern, back in _misread_fixes(paper_text) + _counted_fixes(paper_text):
-        text = pattern.sub(back, text)
-    return text
+def _misread_fixes(wrong_numbers: list[tuple[str, str, str, str]]) -> list[tuple[re.Pattern, str]]:
+    return [(re.compile(_written(value, unit)), back) for value, unit, back, _right in wrong_numbers]
 
 
 def _written_back(review: Review, wrong: list[tuple[re.Pattern, str]]) -> Review:

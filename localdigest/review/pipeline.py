@@ -193,8 +193,8 @@ class Reviewer:
         self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
         job.spent.update(all_completion_tokens=completion.completion_tokens, all_seconds=completion.seconds,
                          all_forced_tokens=completion.forced_tokens, attempts=1)
-        if getattr(completion, "stopped_early", False):  # its first fields already ask for another answer
-            found = quality.early_problems(self.skeleton.values(completion.text), paper_text(job.paper))
+        if completion.stopped_early:  # its first fields already ask for another answer
+            found = quality.NumberChecks(paper_text(job.paper)).early_problems(self.skeleton.values(completion.text))
         else:
             try:
                 review = quality.repair(Review.from_json(completion.text), paper_text(job.paper))
@@ -224,11 +224,12 @@ class Reviewer:
 
     def _stop_early(self, paper: Paper) -> Callable[[str], bool]:
         """For a local model: whether an answer so far (its closed values) already has a problem
-        that would ask for another answer from there (checks.early_problems: a misread number), so
-        the rest of it is not written for nothing. Not on an answer's last attempt: that one is
-        kept whole, problems and all, if it is the best."""
-        text = paper_text(paper)
-        return lambda answer: bool(quality.early_problems(self.skeleton.values(answer), text))
+        that would ask for another answer from there (checks.NumberChecks.early_problems: a misread
+        number), so the rest of it is not written for nothing. Not on an answer's last attempt: that
+        one is kept whole, problems and all, if it is the best. The paper's numbers are read once,
+        not at each of the ~20 times an answer is asked."""
+        numbers = quality.NumberChecks(paper_text(paper))
+        return lambda answer: bool(numbers.early_problems(self.skeleton.values(answer)))
 
     def _last(self, job: "_Job") -> bool:
         """No more answers for the job: the best one if it has no severe problem, else the error."""
