@@ -12,6 +12,7 @@ pick that token.
 """
 
 import ctypes
+import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -381,7 +382,14 @@ class GrammarFirstSampler:
         self._grammar = llama_cpp.llama_sampler_init_grammar(llama._model.vocab, grammar.encode("utf-8"), b"root")
         if not self._grammar:
             raise ValueError("llama.cpp could not parse the grammar")
-        self._rng = np.random.default_rng(seed)
+        # A draw is a hash of the seed and the answer's text so far, not the next number of one
+        # stream: text that comes without a step (the schema's fixed text, a given name) then takes
+        # no draw from what follows, and the same text is continued with the same random numbers
+        # however it was tokenized, so a change that saves steps leaves the other words as they were.
+        self._llama = llama
+        self._text = hashlib.blake2b(str(seed).encode("ascii"), digest_size=8)  # seed + the answer so far
+        self._draws = 0  # draws taken at this point of the answer (a pick the grammar turned away)
+        self._read: dict[int, bytes] = {}  # pieces of tokens outside `banned.pieces`
         self.temperature, self.top_p, self.top_k, self.min_p = temperature, top_p, top_k, min_p
         self.repeat_penalty, self.penalty_last_n = repeat_penalty, penalty_last_n
         self.banned = banned if banned is not None and (banned.always.size or banned.partial or banned.latin
@@ -467,6 +475,8 @@ class GrammarFirstSampler:
 
     def _accept(self, token: int) -> None:
         self._llama_cpp.llama_sampler_accept(self._grammar, token)
+        self._text.update(self._piece(token))
+        self._draws = 0
         if self._cursor is not None and token < len(self._pieces):
             self._cursor.feed(self._pieces[token])
         if self.no_repeat or self._restating is not None:
@@ -474,6 +484,21 @@ class GrammarFirstSampler:
             if self.no_repeat and len(self._written) >= self.no_repeat:
                 run = tuple(self._written[-self.no_repeat:-1])
                 self._followers.setdefault(run, set()).add(token)
+
+    def _piece(self, token: int) -> bytes:
+        if token < len(self._pieces):
+            return self._pieces[token]
+        piece = self._read.get(token)
+        if piece is None:
+            piece = self._read[token] = self._llama.detokenize([token])
+        return piece
+
+    def _uniform(self) -> float:
+        """A number in [0, 1) fixed by the seed, the answer so far and the draws already taken there."""
+        key = self._text.copy()
+        key.update(self._draws.to_bytes(4, "little"))
+        self._draws += 1
+        return (int.from_bytes(key.digest(), "little") >> 11) / float(1 << 53)
 
     def _repeats(self) -> list[int]:
         """Tokens that would complete a run of no_repeat tokens the answer already has; never one
@@ -541,8 +566,9 @@ class GrammarFirstSampler:
         keep = max(1, int(np.searchsorted(np.cumsum(probs), self.top_p) + 1))
         keep = min(keep, int(np.count_nonzero(probs >= self.min_p * probs[0])) or 1)
         candidates, values = candidates[:keep], values[:keep]
-        weights = np.exp((values - values[0]) / self.temperature)
-        return int(self._rng.choice(candidates, p=weights / weights.sum()))
+        bounds = np.cumsum(np.exp((values - values[0]) / self.temperature))
+        return int(candidates[min(int(np.searchsorted(bounds, self._uniform() * bounds[-1], side="right")),
+                                  len(candidates) - 1)])
 
     def _allowed(self, token: int) -> bool:
         self._one[0].id, self._one[0].logit, self._one[0].p = token, 0.0, 0.0
