@@ -64,6 +64,10 @@ class AnswerFormat:
     # (key, characters, sentences): that key's string value is not closed short of so many characters,
     # and is closed at the end of that many sentences once it has them (local models; sampling.Floor).
     floors: tuple[tuple[str, int, int], ...] = ()
+    # (key, sentences): that key's string value is whole sentences, at most so many: the grammar
+    # closes it after the last, so a local model fast-forwarding appends the closing quote unsampled
+    # (as at the end of a floor's last sentence).
+    sentence_caps: tuple[tuple[str, int], ...] = ()
     # Keys whose string values share no run of `copy_run` weight (localdigest.text.copied_run) with
     # `copy_sources` that `copy_allowed` has not (local models; sampling.Copies): a review copying a
     # worked example's sentence into another paper's review.
@@ -95,7 +99,10 @@ class Request:
     that comes back with the completion, and `stop_early`: called with the answer so far each time
     its JSON schema's fixed text follows (at the start, and after each value it closes; a local
     model fast-forwarding); True ends the answer there (Completion.stopped_early), so a caller who
-    would ask again for what it has read so far does not wait for the rest."""
+    would ask again for what it has read so far does not wait for the rest. `given`: string values
+    the caller already knows, by the schema path of each ("keywords.0.en"): a local model
+    fast-forwarding writes them unsampled, as it writes the schema's fixed text (llm.forced); other
+    backends leave them to the model."""
 
     messages: list[dict]
     answer_format: AnswerFormat
@@ -103,6 +110,7 @@ class Request:
     start: str = ""
     tag: object = None
     stop_early: Callable[[str], bool] | None = None
+    given: dict[str, str] | None = None
 
 
 OnToken = Callable[[], None] | None

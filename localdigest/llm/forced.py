@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 STRING, NUMBER = "string", "number"  # the kinds of free value
+SENTENCE_END = "。！？"  # review.schema's sentence marks (this layer does not import the review stage)
 OPTIONAL_SPACE = "\0"  # in a literal: a space the grammar allows but does not require
 SCORE = re.compile(r"-?\d+(\.\d+)?")
 
@@ -24,13 +25,16 @@ SCORE = re.compile(r"-?\d+(\.\d+)?")
 class Skeleton:
     parts: tuple[str, ...]  # literal, free kind, literal, free kind, …, literal
     paths: tuple[str, ...] = ()  # where each free value sits: "main_work", "keywords.0.en", "scores.innovation.score"
+    # (key, characters, sentences): a string value under that key that has ended that many sentences
+    # with at least so many characters is closed there (AnswerFormat.sentence_caps and floors).
+    closes: tuple[tuple[str, int, int], ...] = ()
 
     @classmethod
-    def from_schema(cls, schema: dict) -> "Skeleton":
+    def from_schema(cls, schema: dict, closes: tuple[tuple[str, int, int], ...] = ()) -> "Skeleton":
         parts: list[str] = [""]
         paths: list[str] = []
         _walk(schema, parts, paths, "")
-        return cls(tuple(parts), tuple(paths))
+        return cls(tuple(parts), tuple(paths), tuple(closes))
 
     def position(self, field: str) -> int:
         """The index of `field`'s first free value ("scores" -> the practicality reason's); 0, the
@@ -79,23 +83,48 @@ class Skeleton:
                     return found
         return found
 
-    def forced(self, text: str) -> str:
+    def forced(self, text: str, given: dict[str, str] | None = None) -> str:
         """What must follow `text` (an answer so far) before the model has a choice again; "" when it
-        has one now, or when `text` does not follow the skeleton (then nothing is assumed)."""
-        pos = 0
+        has one now, or when `text` does not follow the skeleton (then nothing is assumed). `given`:
+        string values the caller already knows, by path ("keywords.0.en"): reached, each is written
+        (JSON-escaped) with the literal after it, as if the schema fixed it too."""
+        given = given or {}
+        pos, reached, out = 0, False, ""
         for index, part in enumerate(self.parts):
             if index % 2 == 0:  # a literal
+                if reached:  # after a given value: all of it
+                    out += part.replace(OPTIONAL_SPACE, " ")
+                    continue
                 matched, pos = _match_literal(part, text, pos)
                 if matched is None:
                     return ""
                 if pos == len(text):
-                    return part[matched:].replace(OPTIONAL_SPACE, " ")
+                    reached, out = True, part[matched:].replace(OPTIONAL_SPACE, " ")
+            elif reached:
+                value = given.get(self.paths[index // 2]) if part == STRING else None
+                if value is None:
+                    return out
+                out += json.dumps(value, ensure_ascii=False)[1:-1]
             else:
                 end = _string_end(text, pos) if part == STRING else _number_end(text, pos)
+                if end is None and part == STRING and self._closed(index, text[pos:]):
+                    reached = True  # its closing quote begins the literal that follows
+                    continue
                 if end is None or end == len(text):  # a number at the end: "4" may still become "4.5"
                     return ""
                 pos = end
-        return ""
+        return out
+
+    def _closed(self, index: int, written: str) -> bool:
+        """Whether the string value at parts[index], `written` so far (JSON text), can only close now:
+        it has just ended a sentence after which `closes` lets its key have no more."""
+        if not written or written[-1] not in SENTENCE_END:
+            return False
+        key = self.paths[index // 2].rsplit(".", 1)[-1]
+        # counted as llm.sampling.JsonCursor counts for the floor: the opening words in, escapes out
+        chars = len(self.parts[index - 1].rsplit('"', 1)[1]) + len(re.sub(r"\\.", "", written))
+        sentences = sum(written.count(mark) for mark in SENTENCE_END)
+        return any(key == name and chars >= least_chars and sentences >= most for name, least_chars, most in self.closes)
 
 
 def _walk(schema: dict, parts: list[str], paths: list[str], path: str) -> None:

@@ -167,7 +167,7 @@ class LocalModel:
         return Job(tokens, prompt.stop, self._answer_limit(tokens),
                    lambda: GrammarFirstSampler.for_settings(self._llama, answer_format.gbnf, request.seed,
                                                             self.generation, banned),
-                   self._skeleton(answer_format), request.start, request.tag, request.stop_early)
+                   self._skeleton(answer_format), request.start, request.tag, request.stop_early, request.given)
 
     def _skeleton(self, answer_format: AnswerFormat):
         if not self.fast_forward or answer_format.json_schema is None:
@@ -175,7 +175,9 @@ class LocalModel:
         from localdigest.llm.forced import Skeleton
 
         try:
-            return Skeleton.from_schema(answer_format.json_schema)
+            return Skeleton.from_schema(answer_format.json_schema,
+                                        closes=tuple((key, 0, most) for key, most in answer_format.sentence_caps)
+                                        + answer_format.floors)
         except (ValueError, KeyError):  # a schema shape with free choices between values: sample it all
             return None
 
