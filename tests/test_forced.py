@@ -154,12 +154,14 @@ def test_the_text_a_pattern_starts_with(pattern, prefix):
 
 
 def test_reason_openings_are_written_by_the_grammar_not_sampled(tiny_gguf):
-    """The default prompt's reasons open with fixed words (能拿来用的是 / 与已有工作相比， / 推荐给):
-    the grammar makes them certain, and fast-forwarding appends them with the keys around them."""
+    """The default prompt's reasons open with fixed words (能拿来用的是 / 与已有工作相比， / 推荐给), and
+    主要工作 with 本文: the grammar makes them certain, and fast-forwarding appends them with the keys
+    around them."""
     prompt = load_prompt()
     schema = prompt.schema()
     openings = dict(prompt.openings)
-    assert set(openings) == {"practicality", "innovation", "recommendation"}
+    assert openings == {"main_work": "本文", "practicality": "能拿来用的是", "innovation": "与已有工作相比，",
+                        "recommendation": "推荐给"}
     skeleton = Skeleton.from_schema(schema)
     before = FULL[:FULL.index('"practicality"') - 1]
     assert skeleton.forced(before) == '{"practicality": {"reason": "能拿来用的是'
@@ -175,6 +177,7 @@ def test_reason_openings_are_written_by_the_grammar_not_sampled(tiny_gguf):
     for completion in (fast, slow):  # random weights: only the grammar puts the openings there
         review = Review.from_json(completion.text)
         assert all(score.reason.startswith(openings[name]) for name, score in review.scores().items())
+        assert review.main_work.startswith("本文")
     assert fast.forced_tokens > plain_forced
 
 

@@ -51,7 +51,7 @@ def test_prompt_by_path_and_unknown_variable(tmp_path):
         ('system = "x"\nuser = "y"\ntemperature = 1\n', "unknown key(s) ['temperature']"),
         ('system = "x"\nuser = "y"\n[[examples]]\nuser = "q"\n', "examples[0] must have exactly"),
         ('system = "100$"\nuser = "y"\n', "field 'system'"),
-        ('system = "x"\nuser = "y"\nopenings = { novelty = "新" }\n', "openings.novelty: not a score"),
+        ('system = "x"\nuser = "y"\nopenings = { novelty = "新" }\n', "openings.novelty: not main_work or a score"),
         ('system = "x"\nuser = "y"\nopenings = { innovation = "新。" }\n', "openings.innovation: '新。' cannot open"),
         ('system = "x"\nuser = "y"\nopenings = { innovation = 3 }\n', "openings.innovation: 3 cannot open"),
         ('system = "x"\nuser = "y"\nopenings = "推荐给"\n', "'openings' must be a table"),
@@ -79,11 +79,13 @@ def test_the_examples_open_their_reasons_as_the_instructions_say(name):
 
     prompt = load_prompt(name)
     openings = dict(prompt.openings)
-    assert set(openings) == {"practicality", "innovation", "recommendation"}
+    assert set(openings) - {"main_work"} == {"practicality", "innovation", "recommendation"}
     positions = [prompt.system.find(f"“{words}”") for words in openings.values()]
     assert -1 not in positions and positions == sorted(positions)  # the instructions name them, in order
     for _user, answer in prompt.examples:
-        for score_name, score in json.loads(answer)["scores"].items():
+        example = json.loads(answer)
+        assert example["main_work"].startswith(openings.get("main_work", ""))
+        for score_name, score in example["scores"].items():
             assert score["reason"].startswith(openings[score_name]), (score_name, score["reason"])
 
 
@@ -98,14 +100,15 @@ def test_the_examples_are_answers_the_grammar_allows(name):
     import re
     from dataclasses import replace
 
-    from localdigest.review.schema import PROSE, Review
+    from localdigest.review.schema import Review, prose_shape
 
     prompt = load_prompt(name)
     fields = prompt.schema()["properties"]  # the patterns the grammar and the servers are given
     scores = fields["scores"]["properties"]
     for _user, answer in prompt.examples:
         review = Review.from_json(answer)
-        assert re.fullmatch(replace(PROSE["main_work"], least=1).pattern, review.main_work), review.main_work
+        main_work = replace(prose_shape(fields["main_work"]["pattern"]), least=1)  # with its opening, if any
+        assert re.fullmatch(main_work.pattern, review.main_work), review.main_work
         assert re.fullmatch(fields["highlights"]["pattern"], review.highlights), review.highlights
         for score_name, score in review.scores().items():
             assert re.fullmatch(scores[score_name]["properties"]["reason"]["pattern"], score.reason), score.reason

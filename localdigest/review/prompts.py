@@ -17,6 +17,7 @@ PROMPTS_DIR = paths.shipped("prompts")
 DEFAULT_PROMPT = "default"
 VARIABLES = ("title", "authors", "abstract", "arxiv_id", "schema")
 ALLOWED_KEYS = {"description", "system", "user", "examples", "openings"}
+OPENED_FIELDS = ("main_work", *SCORE_DIMENSIONS)  # the fields an `openings` table may open, in answer order
 
 
 @dataclass(frozen=True)
@@ -118,17 +119,17 @@ def _variables(paper: Paper) -> dict:
 
 
 def _openings(path: Path, table: object) -> tuple[tuple[str, str], ...]:
-    """The prompt's `openings` table, checked: known score names, and words the grammar can force
-    (no quote, backslash, control character or sentence end, well short of a reason's length)."""
+    """The prompt's `openings` table, checked: main_work or known score names, and words the grammar
+    can force (no quote, backslash, control character or sentence end, well short of a reason's length)."""
     if not isinstance(table, dict):
         raise PromptError(f"{path}: 'openings' must be a table", 'write [openings] with lines like recommendation = "推荐给"')
     for name, words in table.items():
-        if name not in SCORE_DIMENSIONS:
-            raise PromptError(f"{path}: openings.{name}: not a score", f"use {', '.join(SCORE_DIMENSIONS)}")
+        if name not in OPENED_FIELDS:
+            raise PromptError(f"{path}: openings.{name}: not main_work or a score", f"use {', '.join(OPENED_FIELDS)}")
         if not isinstance(words, str) or not words.strip() or words != words.lstrip() \
                 or len(words) > MAX_CHARS["reason"] // 4 or any(c in words for c in f'"\\{SENTENCE_END}') \
                 or any(not c.isprintable() for c in words):
-            raise PromptError(f"{path}: openings.{name}: {words!r} cannot open a reason",
+            raise PromptError(f"{path}: openings.{name}: {words!r} cannot open a field",
                               f"use a few words (at most {MAX_CHARS['reason'] // 4} characters) without quotes, "
                               f"backslashes, line breaks or {SENTENCE_END}")
-    return tuple((name, table[name]) for name in SCORE_DIMENSIONS if name in table)
+    return tuple((name, table[name]) for name in OPENED_FIELDS if name in table)

@@ -204,10 +204,14 @@ def _score_schema(opening: str = "") -> dict:
 
 
 def review_schema(openings: dict[str, str] | None = None) -> dict:
-    """The review's JSON schema; `openings` (score name -> words) makes each of those reasons start
-    with its words (a prompt's `openings`)."""
+    """The review's JSON schema; `openings` (main_work or a score name -> words) makes 主要工作 or each
+    of those reasons start with its words (a prompt's `openings`)."""
     openings = openings or {}
-    return {**_REVIEW_SCHEMA, "properties": {**_REVIEW_SCHEMA["properties"], "scores": {
+    main_work = replace(PROSE["main_work"], opening=openings.get("main_work", ""))
+    return {**_REVIEW_SCHEMA, "properties": {
+        **_REVIEW_SCHEMA["properties"],
+        "main_work": _string_schema(MAX_CHARS["main_work"], main_work.pattern),
+        "scores": {
         "type": "object",
         "properties": {name: _score_schema(openings.get(name, "")) for name in SCORE_DIMENSIONS},
         "required": list(SCORE_DIMENSIONS),
