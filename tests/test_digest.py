@@ -4,7 +4,6 @@ from localdigest.llm.local import LocalModel
 from localdigest.sources.feeds import load_feeds
 from localdigest.llm.registry import ModelSpec
 from localdigest.review.prompts import load_prompt
-from localdigest.review.schema import Keyword
 from conftest import HF_FEED
 from localdigest.testing.tiny_model import write_tiny_gguf
 
@@ -232,19 +231,6 @@ def test_a_copy_that_comes_back_after_keeping_the_first_fields_gets_a_last_answe
     kept = answer[:answer.index('"recommendation": {"reason": "') + len('"recommendation": {"reason": "推荐给')]
     assert starts == ["", kept, ""]  # the second keeps all but the copied reason; the last starts afresh
     assert result.review is None and "copies the worked example" in result.error
-
-
-def test_a_named_paper_s_first_keyword_is_its_name_written_unsampled(tiny_gguf, tmp_path):
-    """LongLoRA's answer is asked with its name given as the first keyword (the decoder writes it);
-    a paper without a name in its title gets nothing given, and its keywords are the model's."""
-    papers = load_feeds([str(HF_FEED)]).papers
-    named, unnamed = papers[0], papers[2]  # "LongLoRA: …", "A Paradigm Shift in Machine Translation: …"
-    model = reviewer(tiny_gguf, tmp_path / "cache")
-    record_stream(model.model, events := [])
-    results = dict(model.review_many([named, unnamed]))
-    given = {request.tag.paper.arxiv_id: request.given for request in requests(events)}
-    assert given == {named.arxiv_id: {"keywords.0.en": "LongLoRA", "keywords.0.zh": "LongLoRA"}, unnamed.arxiv_id: {}}
-    assert results[0].review.keywords[0] == Keyword("LongLoRA", "LongLoRA")
 
 
 def test_an_answer_that_misreads_a_number_ends_at_that_field_and_is_asked_again(tiny_gguf, tmp_path):

@@ -99,10 +99,7 @@ class Request:
     that comes back with the completion, and `stop_early`: called with the answer so far each time
     its JSON schema's fixed text follows (at the start, and after each value it closes; a local
     model fast-forwarding); True ends the answer there (Completion.stopped_early), so a caller who
-    would ask again for what it has read so far does not wait for the rest. `given`: string values
-    the caller already knows, by the schema path of each ("keywords.0.en"): a local model
-    fast-forwarding writes them unsampled, as it writes the schema's fixed text (llm.forced); other
-    backends leave them to the model."""
+    would ask again for what it has read so far does not wait for the rest."""
 
     messages: list[dict]
     answer_format: AnswerFormat
@@ -110,7 +107,6 @@ class Request:
     start: str = ""
     tag: object = None
     stop_early: Callable[[str], bool] | None = None
-    given: dict[str, str] | None = None
 
 
 OnToken = Callable[[], None] | None

@@ -38,7 +38,6 @@ class Job:
     start: str = ""
     tag: object = None
     stop_early: Callable[[str], bool] | None = None  # Request.stop_early (asked when the fixed text follows)
-    given: dict[str, str] | None = None  # Request.given: values written with the fixed text
 
 
 class _Sequence:
@@ -61,7 +60,6 @@ class _Sequence:
         self.skeleton: Skeleton | None = None
         self.stop_early: Callable[[str], bool] | None = None
         self.stopped = False  # by stop_early
-        self.given_values: dict[str, str] | None = None
         self.copied = 0  # of tokens, the ones shared with the prefix sequence (not evaluated again)
         self.evaluated = 0  # prompt tokens llama.cpp evaluated for this answer
         self.seconds = self.prompt_seconds = 0.0
@@ -190,12 +188,9 @@ class BatchDecoder:
         if job is None:
             return None
         s = _Sequence(-1, job.tokens, job.stops, job.new_sampler(), job.max_tokens)
-        s.tag, s.skeleton, s.stop_early, s.given_values = job.tag, job.skeleton, job.stop_early, job.given
-        start = job.start
-        if start and job.given and job.skeleton:  # a start that ends where a given value begins: that too
-            start += job.skeleton.forced(start, job.given)
-        if start:
-            self._begin_with(s, start, job.new_sampler)
+        s.tag, s.skeleton, s.stop_early = job.tag, job.skeleton, job.stop_early
+        if job.start:
+            self._begin_with(s, job.start, job.new_sampler)
         return s
 
     def _prepare(self, first: list[_Sequence], slots: int) -> None:
@@ -375,7 +370,7 @@ class BatchDecoder:
         # (Skeleton.closes) its closing quote is (the mark's last byte may be a token of its own).
         if not VALUE_END.search(piece) and not s.text.endswith(SENTENCE_ENDS):
             return []
-        forced = skeleton.forced(bytes(s.text).decode("utf-8", errors="ignore"), s.given_values)
+        forced = skeleton.forced(bytes(s.text).decode("utf-8", errors="ignore"))
         if not forced:
             return []
         room = s.max_tokens - len(s.generated)

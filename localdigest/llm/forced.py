@@ -83,37 +83,28 @@ class Skeleton:
                     return found
         return found
 
-    def forced(self, text: str, given: dict[str, str] | None = None) -> str:
+    def forced(self, text: str) -> str:
         """What must follow `text` (an answer so far) before the model has a choice again; "" when it
-        has one now, or when `text` does not follow the skeleton (then nothing is assumed). `given`:
-        string values the caller already knows, by path ("keywords.0.en"): reached, each is written
-        (JSON-escaped) with the literal after it, as if the schema fixed it too."""
-        given = given or {}
-        pos, reached, out = 0, False, ""
+        has one now, or when `text` does not follow the skeleton (then nothing is assumed)."""
+        pos, closed = 0, False
         for index, part in enumerate(self.parts):
             if index % 2 == 0:  # a literal
-                if reached:  # after a given value: all of it
-                    out += part.replace(OPTIONAL_SPACE, " ")
-                    continue
+                if closed:  # the value before it can only close: all of it, from its closing quote
+                    return part.replace(OPTIONAL_SPACE, " ")
                 matched, pos = _match_literal(part, text, pos)
                 if matched is None:
                     return ""
                 if pos == len(text):
-                    reached, out = True, part[matched:].replace(OPTIONAL_SPACE, " ")
-            elif reached:
-                value = given.get(self.paths[index // 2]) if part == STRING else None
-                if value is None:
-                    return out
-                out += json.dumps(value, ensure_ascii=False)[1:-1]
+                    return part[matched:].replace(OPTIONAL_SPACE, " ")
             else:
                 end = _string_end(text, pos) if part == STRING else _number_end(text, pos)
                 if end is None and part == STRING and self._closed(index, text[pos:]):
-                    reached = True  # its closing quote begins the literal that follows
+                    closed = True
                     continue
                 if end is None or end == len(text):  # a number at the end: "4" may still become "4.5"
                     return ""
                 pos = end
-        return out
+        return ""
 
     def _closed(self, index: int, written: str) -> bool:
         """Whether the string value at parts[index], `written` so far (JSON text), can only close now:

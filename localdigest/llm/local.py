@@ -167,7 +167,7 @@ class LocalModel:
         return Job(tokens, prompt.stop, self._answer_limit(tokens),
                    lambda: GrammarFirstSampler.for_settings(self._llama, answer_format.gbnf, request.seed,
                                                             self.generation, banned),
-                   self._skeleton(answer_format), request.start, request.tag, request.stop_early, request.given)
+                   self._skeleton(answer_format), request.start, request.tag, request.stop_early)
 
     def _skeleton(self, answer_format: AnswerFormat):
         if not self.fast_forward or answer_format.json_schema is None:

@@ -170,8 +170,7 @@ class Reviewer:
             else:
                 return None
             return Request(job.conversation, job.answer_format, self.seed + job.attempt, job.start, tag=job,
-                           stop_early=self._stop_early(job.paper) if job.attempt + 1 < self.attempts else None,
-                           given=given_keywords(job.paper))
+                           stop_early=self._stop_early(job.paper) if job.attempt + 1 < self.attempts else None)
 
         for job, completion in self.model.complete_stream(take, min(len(papers), self.model.batch_size), on_token):
             if self._answered(job, completion):
@@ -344,16 +343,6 @@ def for_papers(answer_format: AnswerFormat, papers: list[Paper], examples: Seque
     text = "\n".join(map(paper_text, papers))
     return replace(answer_format, english_words=quality.english_words(text), copy_allowed=text,
                    avoid=quality.never_write(text) + quality.example_terms(list(examples), text))
-
-
-def given_keywords(paper: Paper) -> dict[str, str]:
-    """The answer's first keyword when the paper names what it proposes (checks.paper_name): the
-    name, in English and in Chinese, written by the decoder instead of sampled. The prompt asks for
-    it there and repair() puts it there when no keyword has it (checks.name_first, spelled as the
-    paper does); the 32 reviews of named papers in stop 39's bench had it first in 25, its Chinese
-    the same, at ~8 sampled steps a review for what was known before the answer began."""
-    name = quality.paper_name(paper.title, paper.abstract)
-    return {"keywords.0.en": name, "keywords.0.zh": name} if name else {}
 
 
 def paper_text(paper: Paper) -> str:
