@@ -16,7 +16,9 @@ import re
 from dataclasses import dataclass
 
 STRING, NUMBER = "string", "number"  # the kinds of free value
-SENTENCE_END = "。！？"  # review.schema's sentence marks (this layer does not import the review stage)
+# review.schema's sentence marks, spelled once more for this layer, which does not import the review
+# stage (llm.sampling reads them from here)
+SENTENCE_END = "。！？"
 OPTIONAL_SPACE = "\0"  # in a literal: a space the grammar allows but does not require
 SCORE = re.compile(r"-?\d+(\.\d+)?")
 

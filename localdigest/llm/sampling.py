@@ -19,6 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
+from localdigest.llm.forced import SENTENCE_END
 from localdigest.text import compact, copied_run
 
 VALUE_END = re.compile(rb'["{}\[\],:0-9]')  # bytes that can end a JSON string or number, or start the next
@@ -280,8 +281,7 @@ class Copies:
         return copied_run(value, self.pool, self.allowed, self.run, past)
 
 
-# review.schema.SENTENCE_END's marks, spelled again: this layer does not import the review stage.
-SENTENCE_ENDS = tuple(mark.encode("utf-8") for mark in "。！？")
+SENTENCE_ENDS = tuple(mark.encode("utf-8") for mark in SENTENCE_END)  # as bytes, for the answer's bytes
 ESCAPED = {ord('"'): b'"', ord("\\"): b"\\", ord("/"): b"/", ord("n"): b"\n", ord("t"): b"\t", ord("r"): b"\r"}
 OPENING_BYTES = 24  # of a sentence's beginning kept by JsonCursor: more than the longest word in Openings
 
