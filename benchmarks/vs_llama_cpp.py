@@ -11,9 +11,11 @@ llama-cpp-python vendors (benchmarks/build_llama_tools.sh, cached), on the same 
 Every digest is written from scratch (nothing cached) with the same prompt, grammar and sampling
 settings: (a) localdigest in-process, per --batch-size x --lookahead; (b) localdigest --server
 against llama-server started with -np N for each --parallel N (one server per N, on 127.0.0.1);
-(c) llama-batched-bench's generation rate with 1 and --batch-size sequences. Prints wall time per
-digest and effective generated tokens/s, as ratios against the best llama-server run and against
-llama.cpp's single-sequence rate, all from this one run (these machines are noisy).
+(c) llama-batched-bench's generation rate with 1 and --batch-size sequences, and with one sequence
+after a review's prompt length. Prints wall time per digest and effective generated tokens/s, as
+ratios against the best llama-server run and against llama.cpp's single-sequence rate; and
+in-process, the rate over the decoding steps alone against llama.cpp's at a review's depth; all from
+this one run (these machines are noisy).
 """
 
 import argparse
@@ -40,6 +42,7 @@ from localdigest.testing.local_server import free_port  # noqa: E402
 PAPERS = ROOT / "benchmarks" / "data" / "papers"
 FEED = PAPERS / "2023-09-22.json"  # the default day (benchmarks/draft_model.py uses the same papers)
 N_CTX = 4096  # per sequence, as localdigest's default entry
+DEPTH = 1800  # prompt tokens before a review's answer (default prompt, Qwen's tokenizer: 1808 on average)
 # Weights as localdigest loads them in-process, without llama.cpp's repacked copy (LocalModel._load);
 # on CPUs with AMX the repacked path also dies of SIGILL in these VMs.
 NO_REPACK = ["--no-repack"]
@@ -126,6 +129,10 @@ def main() -> None:
     if tools:
         print("llama-batched-bench ...", file=sys.stderr)
         raw = batched_bench(tools, path, sizes, args.threads, prompt=400, generated=128)
+        # One sequence again after a prompt as long as a review's (instructions, worked examples and
+        # the paper: ~1800 tokens): each step attends to all of it, so this is the rate to read
+        # localdigest's decoding against.
+        deep = batched_bench(tools, path, [1], args.threads, prompt=DEPTH, generated=128)[1]
     for parallel in args.parallel if tools else []:
         process, url = llama_server(tools, path, parallel, args.threads)
         try:
@@ -149,18 +156,26 @@ def main() -> None:
     print(f"model {spec.name}, {len(papers)} papers of {', '.join(args.days)}, {args.threads} threads; "
           f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if not tools:
-        print(f"{'how':58} {'wall s':>7} {'tokens':>6} {'tok/s':>6} {'wall vs first':>13} {'tok/s vs first':>14}")
+        print(f"{'how':58} {'wall s':>7} {'tokens':>6} {'tok/s':>6} {'wall vs first':>13} {'tok/s vs first':>14} "
+              f"{'decoding tok/s':>14}")
         for name, run in rows:
             print(f"{name:58} {run['seconds']:7.1f} {run['tokens']:6} {run['tok_s']:6.1f} "
-                  f"{rows[0][1]['seconds'] / run['seconds']:12.2f}x {run['tok_s'] / rows[0][1]['tok_s']:13.2f}x")
+                  f"{rows[0][1]['seconds'] / run['seconds']:12.2f}x {run['tok_s'] / rows[0][1]['tok_s']:13.2f}x "
+                  f"{run['decoding_tok_s']:14.1f}")
         return
     best_server = min((run for name, run in rows if "--server" in name), key=lambda run: run["seconds"])
     print("llama-batched-bench generation (pp 400, tg 128): " +
           ", ".join(f"{n} seq {rate:.1f} tok/s" for n, rate in sorted(raw.items())))
-    print(f"{'how':58} {'wall s':>7} {'tokens':>6} {'tok/s':>6} {'vs best server':>14} {'vs llama.cpp 1 seq':>18}")
+    print(f"llama-batched-bench, 1 sequence after {DEPTH} prompt tokens: {deep:.1f} tok/s")
+    print("tok/s: generated tokens over the wall time; decoding tok/s: over the time of the decoding steps "
+          "(prompts' evaluation left out, as in llama.cpp's rate; in-process only)")
+    print(f"{'how':58} {'wall s':>7} {'tokens':>6} {'tok/s':>6} {'vs best server':>14} {'vs llama.cpp 1 seq':>18} "
+          f"{'decoding tok/s':>14} {f'vs llama.cpp at {DEPTH}':>20}")
     for name, run in rows:
+        decoding = run["decoding_tok_s"] if "in-process" in name else 0.0
         print(f"{name:58} {run['seconds']:7.0f} {run['tokens']:6} {run['tok_s']:6.1f} "
-              f"{best_server['seconds'] / run['seconds']:13.2f}x {run['tok_s'] / raw[1]:17.2f}x")
+              f"{best_server['seconds'] / run['seconds']:13.2f}x {run['tok_s'] / raw[1]:17.2f}x "
+              + (f"{decoding:14.1f} {decoding / deep:19.2f}x" if decoding else f"{'-':>14} {'-':>20}"))
 
 
 if __name__ == "__main__":

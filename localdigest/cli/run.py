@@ -113,7 +113,7 @@ def run(feeds, date, limit, min_upvotes, include_replaced, offline, out, output_
 
     stats = digest.stats
     # Parallel requests overlap, so their summed durations say nothing about throughput: use the clock.
-    seconds = time.perf_counter() - started if parallel > 1 else stats.generation_seconds
+    seconds = time.perf_counter() - started if parallel > 1 else stats.seconds
     speed = stats.completion_tokens / seconds if seconds else 0
     say(f"{len(papers)} papers: {stats.generated} generated, {stats.cached} from cache, {stats.failed} failed"
         + (f"; {stats.completion_tokens} tokens at {speed:.1f} tok/s" if stats.completion_tokens else ""))

@@ -82,9 +82,9 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    seconds: float
+    seconds: float  # the answer's time, its prompt's evaluation included
     evaluated_prompt_tokens: int = 0  # after prefix reuse: what llama.cpp really had to evaluate
-    prompt_seconds: float = 0.0
+    prompt_seconds: float = 0.0  # of seconds, evaluating the prompt
     forced_tokens: int = 0  # of completion_tokens, appended without sampling (llm.forced)
     given_tokens: int = 0  # the answer's beginning, taken from an earlier answer (complete_many's starts): not counted above
     drafted_tokens: int = 0  # prompt-lookup guesses decoded to be checked (llm.batch)

@@ -62,12 +62,14 @@ class _Sequence:
         self.stopped = False  # by stop_early
         self.copied = 0  # of tokens, the ones shared with the prefix sequence (not evaluated again)
         self.evaluated = 0  # prompt tokens llama.cpp evaluated for this answer
+        # Decoding steps' and prompt evaluation's shares of the wall time; Completion.seconds is both, as
+        # on every other path (the bench's generation rate subtracts the prompt's part from it).
         self.seconds = self.prompt_seconds = 0.0
 
     def completion(self) -> Completion:
         return Completion(text=_cut_at_stop(bytes(self.text), self.stops).decode("utf-8", errors="replace"),
                           prompt_tokens=len(self.tokens) - self.given, completion_tokens=len(self.generated),
-                          seconds=self.seconds, evaluated_prompt_tokens=self.evaluated,
+                          seconds=self.prompt_seconds + self.seconds, evaluated_prompt_tokens=self.evaluated,
                           prompt_seconds=self.prompt_seconds, forced_tokens=self.forced,
                           drafted_tokens=self.drafted, accepted_tokens=self.accepted, given_tokens=self.given,
                           stopped_early=self.stopped)

@@ -44,7 +44,8 @@ class RunStats:
     generated: int = 0
     failed: int = 0
     completion_tokens: int = 0
-    generation_seconds: float = 0.0
+    seconds: float = 0.0  # the answers' time, their prompts' evaluation included (summed: one at a time, the wall)
+    prompt_seconds: float = 0.0  # of seconds, evaluating prompts
 
 
 class Reviewer:
@@ -191,8 +192,10 @@ class Reviewer:
         attempt = job.attempt
         job.attempt += 1
         more = job.attempt < self.attempts  # another answer may be asked for
-        self._count(completion_tokens=completion.completion_tokens, generation_seconds=completion.seconds)
+        self._count(completion_tokens=completion.completion_tokens, seconds=completion.seconds,
+                    prompt_seconds=completion.prompt_seconds)
         job.spent.update(all_completion_tokens=completion.completion_tokens, all_seconds=completion.seconds,
+                         all_prompt_seconds=completion.prompt_seconds,
                          all_forced_tokens=completion.forced_tokens, attempts=1)
         if completion.stopped_early:  # its first fields already ask for another answer
             found = quality.NumberChecks(paper_text(job.paper)).early_problems(self.skeleton.values(completion.text))
