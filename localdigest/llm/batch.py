@@ -81,7 +81,8 @@ def _finished(s: _Sequence) -> bool:
 
 
 class BatchDecoder:
-    def __init__(self, llama, size: int, threads: int):
+    def __init__(self, llama, size: int, threads: int, pieces: tuple[bytes, ...]):
+        """`pieces`: every token's bytes (sampling.vocabulary_pieces)."""
         import llama_cpp
 
         self._llama_cpp = llama_cpp
@@ -97,7 +98,7 @@ class BatchDecoder:
         self._prefix: list[int] = []  # what the prefix sequence (id `size`) holds
         # Prompt-lookup drafts of up to this many tokens per step (0: off; LocalModel sets it per call), see _draft.
         self.lookahead = 0
-        self._pieces: dict[int, bytes] = {}
+        self._pieces = pieces
 
     def _context_for(self, cells: int) -> bool:
         """A context with room for `cells` KV cells (True when it is a new one, holding nothing). Sized
@@ -281,7 +282,7 @@ class BatchDecoder:
                 ended.append(s)
                 continue
             start = len(s.tokens) + len(s.generated) - 1
-            piece = self._piece(token)
+            piece = self._pieces[token]
             forced = self._fast_forward(s, piece, s.skeleton, on_token) if s.skeleton else []
             if forced and s.stop_early:  # the schema's fixed text follows: the start, or a value closed
                 s.stopped = s.stop_early(bytes(s.text).decode("utf-8", errors="ignore"))
@@ -321,13 +322,13 @@ class BatchDecoder:
             s.generated.append(token)
             if i < len(s.drafts) and token == s.drafts[i]:
                 s.accepted += 1
-                s.text += self._piece(token)
+                s.text += self._pieces[token]
                 if _finished(s):
                     return None
                 continue
             if i < len(s.drafts):
                 self._llama_cpp.llama_memory_seq_rm(self._memory, s.index, s.drafts_at + i, -1)
-            s.text += self._piece(token)
+            s.text += self._pieces[token]
             return token
         raise AssertionError("a sequence with no logits to sample from")
 
@@ -352,17 +353,11 @@ class BatchDecoder:
             begin = int(hits[-1]) + n
             drafts = []
             for token in history[begin:begin + room].tolist():
-                if VALUE_END.search(self._piece(token)) or self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                if VALUE_END.search(self._pieces[token]) or self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
                     break
                 drafts.append(token)
             return drafts
         return []
-
-    def _piece(self, token: int) -> bytes:
-        piece = self._pieces.get(token)
-        if piece is None:
-            piece = self._pieces[token] = self._llama.detokenize([token])
-        return piece
 
     def _fast_forward(self, s: _Sequence, piece: bytes, skeleton: Skeleton, on_token) -> list[int]:
         """The tokens of what the schema forces after the sampled token's `piece` (already in s.text),
@@ -382,7 +377,7 @@ class BatchDecoder:
                 break
             taken.append(candidate)
             s.generated.append(candidate)
-            s.text += self._piece(candidate)
+            s.text += self._pieces[candidate]
             if on_token:
                 on_token()
         s.forced += len(taken)

@@ -109,7 +109,8 @@ class LocalModel:
         else:
             from localdigest.llm.sampling import GrammarFirstSampler  # numpy: only when generating
 
-            sampler = GrammarFirstSampler.for_settings(llama, grammar, seed, params, self._banned(answer_format))
+            sampler = GrammarFirstSampler.for_settings(llama, grammar, seed, params, self._banned(answer_format),
+                                                       self._vocabulary())
             try:
                 # The sampler leaves one finite logit; greedy over it, with no second penalty, picks exactly that.
                 result = llama.create_completion(**common, logits_processor=LogitsProcessorList([sampler]),
@@ -150,7 +151,7 @@ class LocalModel:
         if self._batch_decoder is None:
             from localdigest.llm.batch import BatchDecoder
 
-            self._batch_decoder = BatchDecoder(llama, self.batch_size, self.threads)
+            self._batch_decoder = BatchDecoder(llama, self.batch_size, self.threads, self._vocabulary())
         self._batch_decoder.lookahead = self.lookahead
         return self._batch_decoder.stream(lambda: self._job(take()), slots, on_token)
 
@@ -163,10 +164,10 @@ class LocalModel:
 
         prompt, tokens = self.tokenize_prompt(request.messages)
         self._check_fits(tokens)
-        answer_format, banned = request.answer_format, self._banned(request.answer_format)
+        answer_format, banned, pieces = request.answer_format, self._banned(request.answer_format), self._vocabulary()
         return Job(tokens, prompt.stop, self._answer_limit(tokens),
                    lambda: GrammarFirstSampler.for_settings(self._llama, answer_format.gbnf, request.seed,
-                                                            self.generation, banned),
+                                                            self.generation, banned, pieces),
                    self._skeleton(answer_format), request.start, request.tag, request.stop_early)
 
     def _skeleton(self, answer_format: AnswerFormat):
@@ -282,7 +283,9 @@ class LocalModel:
         """Every token's bytes, read from llama.cpp once."""
         if self._pieces is None:
             llama = self._load()
-            self._pieces = tuple(llama.detokenize([token]) for token in range(llama.n_vocab()))
+            from localdigest.llm.sampling import vocabulary_pieces
+
+            self._pieces = vocabulary_pieces(llama)
         return self._pieces
 
     def _latin_words(self):

@@ -372,10 +372,17 @@ class JsonCursor:
         return self.in_string and self.is_value and self.key in keys
 
 
+def vocabulary_pieces(llama) -> tuple[bytes, ...]:
+    """Every token's bytes, in token order: one pass over llama.cpp's vocabulary (LocalModel keeps it
+    per model and hands it to each sampler and to the batch decoder)."""
+    return tuple(llama.detokenize([token]) for token in range(llama.n_vocab()))
+
+
 class GrammarFirstSampler:
     def __init__(self, llama, grammar: str, seed: int, temperature: float, top_p: float,
                  top_k: int = 40, min_p: float = 0.05, repeat_penalty: float = 1.0, penalty_last_n: int = 64,
-                 banned: Bans | None = None):
+                 banned: Bans | None = None, pieces: tuple[bytes, ...] | None = None):
+        """`pieces`: every token's bytes (vocabulary_pieces); read from `llama` when not given."""
         import llama_cpp
 
         self._llama_cpp = llama_cpp
@@ -389,10 +396,8 @@ class GrammarFirstSampler:
         # token decoded alone and in a batch (Qwen 1.5B, stop 41), so answers stay word for word
         # only up to where two versions first decode differently: a bench of a change is paired
         # up to there (stop 41: 20 of 52 reviews the same, the others the same up to the keywords).
-        self._llama = llama
         self._text = hashlib.blake2b(str(seed).encode("ascii"), digest_size=8)  # seed + the answer so far
         self._draws = 0  # draws taken at this point of the answer (a pick the grammar turned away)
-        self._read: dict[int, bytes] = {}  # pieces of tokens outside `banned.pieces`
         self.temperature, self.top_p, self.top_k, self.min_p = temperature, top_p, top_k, min_p
         self.repeat_penalty, self.penalty_last_n = repeat_penalty, penalty_last_n
         self.banned = banned if banned is not None and (banned.always.size or banned.partial or banned.latin
@@ -404,7 +409,8 @@ class GrammarFirstSampler:
         self._restating = self.banned.restating if self.banned is not None else None
         self._copies = self.banned.copies if self.banned is not None else None
         self.no_repeat = banned.no_repeat if banned is not None else 0
-        self._pieces = banned.pieces if banned is not None else ()
+        self._pieces = pieces if pieces is not None else banned.pieces if banned is not None and banned.pieces \
+            else vocabulary_pieces(llama)
         self._written: list[int] = []  # the answer so far (sampled and forced)
         self._followers: dict[tuple[int, ...], set[int]] = {}  # run of no_repeat - 1 tokens -> what came next
         self._one = (llama_cpp.llama_token_data * 1)()
@@ -414,10 +420,11 @@ class GrammarFirstSampler:
         self.full_masks = 0  # the grammar had to be run over the whole vocabulary
 
     @classmethod
-    def for_settings(cls, llama, grammar: str, seed: int, settings, banned=None) -> "GrammarFirstSampler":
+    def for_settings(cls, llama, grammar: str, seed: int, settings, banned=None,
+                     pieces: tuple[bytes, ...] | None = None) -> "GrammarFirstSampler":
         """A sampler with a model's GenerationSettings (temperature, top_p, repeat_penalty)."""
         return cls(llama, grammar, seed=seed, temperature=settings.temperature, top_p=settings.top_p,
-                   repeat_penalty=settings.repeat_penalty, banned=banned)
+                   repeat_penalty=settings.repeat_penalty, banned=banned, pieces=pieces)
 
     def __call__(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
         token = self.choose(input_ids, logits)
@@ -463,7 +470,7 @@ class GrammarFirstSampler:
     def _turned_away(self, token: int) -> bool:
         """Whether `token` would copy a run of the worked examples into the value (Copies)."""
         copies = self._copies
-        if copies is None or token >= len(self._pieces) or not self._cursor.inside(copies.keys):
+        if copies is None or not self._cursor.inside(copies.keys):
             return False
         before = compact(bytes(self._cursor.value).decode("utf-8", errors="ignore"))
         after = compact(self._cursor.value_with(self._pieces[token]).decode("utf-8", errors="ignore"))
@@ -478,23 +485,15 @@ class GrammarFirstSampler:
 
     def _accept(self, token: int) -> None:
         self._llama_cpp.llama_sampler_accept(self._grammar, token)
-        self._text.update(self._piece(token))
+        self._text.update(self._pieces[token])
         self._draws = 0
-        if self._cursor is not None and token < len(self._pieces):
+        if self._cursor is not None:
             self._cursor.feed(self._pieces[token])
         if self.no_repeat or self._restating is not None:
             self._written.append(token)
             if self.no_repeat and len(self._written) >= self.no_repeat:
                 run = tuple(self._written[-self.no_repeat:-1])
                 self._followers.setdefault(run, set()).add(token)
-
-    def _piece(self, token: int) -> bytes:
-        if token < len(self._pieces):
-            return self._pieces[token]
-        piece = self._read.get(token)
-        if piece is None:
-            piece = self._read[token] = self._llama.detokenize([token])
-        return piece
 
     def _uniform(self) -> float:
         """A number in [0, 1) fixed by the seed, the answer so far and the draws already taken there."""
@@ -510,7 +509,7 @@ class GrammarFirstSampler:
         if not self.no_repeat or len(self._written) < self.no_repeat - 1:
             return []
         found = self._followers.get(tuple(self._written[-(self.no_repeat - 1):]), ())
-        return [token for token in found if token < len(self._pieces) and not VALUE_END.search(self._pieces[token])]
+        return [token for token in found if not VALUE_END.search(self._pieces[token])]
 
     def close(self) -> None:
         if self._grammar:
