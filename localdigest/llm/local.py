@@ -50,6 +50,7 @@ class LocalModel:
         self._template_tokens: dict = {}
         self._banned_ids: dict = {}
         self._pieces: tuple[bytes, ...] | None = None
+        self._sorted_pieces: tuple[list[bytes], list[int]] | None = None  # _starting_with's index
         self._latin = None  # sampling.LatinWords, built on first use
         self._restating = None  # sampling.Restating without keys, built on first use
         self._floor = None  # sampling.Floor without keys or bounds, built on first use
@@ -238,8 +239,7 @@ class LocalModel:
             for word in prefixes:
                 spelled = word.encode("utf-8")
                 for cut in range(1, len(spelled)):  # the word split after its first `cut` bytes
-                    tails = [token for token, raw in enumerate(vocabulary) if raw.startswith(spelled[cut:])]
-                    partial.append((spelled[:cut], np.array(tails, dtype=np.int64)))
+                    partial.append((spelled[:cut], self._starting_with(spelled[cut:])))
             self._banned_ids[avoid] = Bans(np.array(always, dtype=np.int64), tuple(partial), vocabulary)
         bans = dataclasses.replace(self._banned_ids[avoid], no_repeat=answer_format.no_repeat)
         if answer_format.fresh_keys:
@@ -287,6 +287,25 @@ class LocalModel:
 
             self._pieces = vocabulary_pieces(llama)
         return self._pieces
+
+    def _starting_with(self, prefix: bytes):
+        """The tokens whose bytes start with `prefix`, in order. From the vocabulary sorted once:
+        a pass over all 152k tokens for each of the ~40 beginnings of the banned words took 5.8 s
+        per paper whose bans differ from the last one's (Qwen 1.5B, EPYC, stop 42)."""
+        import bisect
+
+        import numpy as np
+
+        if self._sorted_pieces is None:
+            order = sorted(range(len(self._vocabulary())), key=self._vocabulary().__getitem__)
+            self._sorted_pieces = ([self._vocabulary()[token] for token in order], order)
+        pieces, order = self._sorted_pieces
+        found = []
+        for at in range(bisect.bisect_left(pieces, prefix), len(pieces)):
+            if not pieces[at].startswith(prefix):
+                break
+            found.append(order[at])
+        return np.array(sorted(found), dtype=np.int64)
 
     def _latin_words(self):
         if self._latin is None:

@@ -554,11 +554,14 @@ class GrammarFirstSampler:
 
     def _pick(self, scores: np.ndarray) -> int:
         """top-k, top-p, min-p, then temperature, in llama-cpp-python's default chain order."""
-        k = min(self.top_k, scores.size)
-        candidates = np.argpartition(scores, -k)[-k:]
-        candidates = candidates[np.isfinite(scores[candidates])]
-        if candidates.size == 0:
+        # Top-k among the tokens left, not the whole vocabulary: with the bans ~85k of Qwen's 152k
+        # logits are -inf, and numpy's argpartition over that many equal values took 26-31 ms a step
+        # on an EPYC (1.8 ms on random logits), a third of the step; over the finite ones, 0.7 ms.
+        finite = np.flatnonzero(scores > -np.inf)
+        if finite.size == 0:
             raise RuntimeError("the grammar allows no token here")
+        k = min(self.top_k, finite.size)
+        candidates = finite[np.argpartition(scores[finite], -k)[-k:]]
         candidates = candidates[np.argsort(-scores[candidates], kind="stable")]
         values = scores[candidates].astype(np.float64)
         if self.temperature <= 0:
