@@ -364,6 +364,20 @@ def test_a_claim_to_be_the_first_stays_only_where_the_paper_makes_it():
     assert repair(claimed, PAPER + " Transformer first appears in NLP.").highlights == fixed.highlights
 
 
+def test_a_sentence_that_only_calls_a_thing_by_its_own_name_goes():
+    from localdigest.review.checks import repair
+
+    # As Qwen 1.5B ended Q-Transformer's 主要工作 (stop 41's bench, seed 42).
+    said = "本文提出 Q-Transformer，用 Transformer 表示 Q 函数，通过离线时间差备份训练。"
+    fixed = repair(review(main_work=said + "因此，Q-Transformer 可以被称为 Q-Transformer。" + MORE,
+                          highlights="模型就是模型。" + GOOD), PAPER)
+    assert fixed.main_work == said + MORE and fixed.highlights == GOOD
+    # A sentence that says what the thing is stays, and so does a field that would be left with too little.
+    kept = "OpenBA 是一个 15B 参数的双语模型。OpenBA 是 OpenBA 项目发布的双语模型。"
+    assert repair(review(main_work=kept + MORE), PAPER).main_work == kept + MORE
+    assert repair(review(highlights="它就是它。"), PAPER).highlights == "它就是它。"
+
+
 def test_code_the_abstract_does_not_announce_is_flagged_not_asked_again():
     # As Qwen 1.5B wrote it for RMT, whose abstract ends "Our work is still in progress."
     rmt = ("RMT: Retentive Networks Meet Vision Transformers\nRMT reaches 84.1% Top1-acc on ImageNet-1k "

@@ -94,6 +94,32 @@ def test_mask_in_slices_equals_one_pass(llama, monkeypatch):
     assert (masks[0] == masks[1]).all()
 
 
+def test_top_k_is_taken_among_the_tokens_the_bans_leave(llama):
+    """With most of the vocabulary -inf (the bans), the pick is among the rest, fewer than top_k
+    are fine, greedy takes the largest, and nothing left is an error."""
+    import numpy as np
+
+    scores = np.full(llama.n_vocab(), -np.inf, dtype=np.float32)
+    left = {97: 1.0, 98: 3.0, 99: 2.0}  # a, b, c
+    scores[list(left)] = list(left.values())
+    sampler = GrammarFirstSampler(llama, r'root ::= [a-z]+', seed=0, temperature=1.0, top_p=1.0, min_p=0.0)
+    assert {sampler._pick(scores) for _ in range(60)} == set(left)  # each drawn, none of the -inf ones
+    sampler.temperature = 0.0
+    assert sampler._pick(scores) == 98
+    with pytest.raises(RuntimeError, match="allows no token"):
+        sampler._pick(np.full(llama.n_vocab(), -np.inf, dtype=np.float32))
+    sampler.close()
+
+
+def test_sampling_step_benchmark_runs_on_the_tiny_model(tiny_gguf):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampling_step.py"), "--model", str(tiny_gguf),
+                             "--steps", "20", "--repeats", "2"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"20 steps of .*; \d+% of the logits -inf on average; same candidates both ways", result.stdout)
+    for way in ("whole vocabulary", "tokens the bans leave"):
+        assert re.search(rf"{way} +[\d.]+ ms per step +[\d.]+x", result.stdout), way
+
+
 def test_bad_grammar_is_an_error(llama):
     with pytest.raises(ValueError, match="could not parse the grammar"):
         GrammarFirstSampler(llama, "root ::= (", seed=0, temperature=0.5, top_p=0.9)

@@ -359,14 +359,30 @@ def repair(review: Review, paper_text: str) -> Review:
     half in English shown in English, an English keyword cut mid-word at its cap ended at its last
     whole word, each keyword's Chinese in the field's standard term and a few plain
     mistranslations put right in the prose too (terms.py), no claim to be the first that the
-    paper does not make, tokens not called parameters, and the paper's own name among its keywords
-    and not half translated in the prose (`paper_text` starts with the title line)."""
+    paper does not make, tokens not called parameters, no sentence that only calls a thing by its
+    own name, and the paper's own name among its keywords and not half translated in the prose
+    (`paper_text` starts with the title line)."""
     title, _, abstract = paper_text.partition("\n")
     fixed = _each_prose(fix_counted(fix_numbers(review, paper_text), paper_text), end_at_clause)
     standard = standard_prose(paper_text)
     fixed = _each_prose(fixed, lambda text, _shape: standard(text))
-    keywords = whole_word_keywords(untranslated_keywords(fixed), paper_text)
+    keywords = whole_word_keywords(untranslated_keywords(_each_prose(fixed, without_tautology)), paper_text)
     return name_kept(name_first(no_unsaid_first(standard_terms(keywords), paper_text), title, abstract), title, abstract)
+
+
+# A sentence that calls a thing by its own name and says nothing else: Qwen2.5-Coder 1.5B ended
+# Q-Transformer's 主要工作 "因此，Q-Transformer 可以被称为 Q-Transformer。" (stop 41's bench, seed 42);
+# no check saw it, a reader does at once.
+TAUTOLOGY = re.compile(rf"(?:^|(?<=[{SENTENCE_END}]))\s*(?:[^，,{SENTENCE_END}]{{0,6}}[，,]\s*)?"
+                       rf"(?P<name>[^，,{SENTENCE_END}\s][^，,{SENTENCE_END}]*?)\s*也?(?:可以|可)?被?"
+                       rf"(?:称为|称作|叫做|叫作|即为|就是|即|是)\s*(?P=name)\s*[{SENTENCE_END}]")
+
+
+def without_tautology(text: str, _shape=None) -> str:
+    """`text` without its sentences that only say a thing is itself (TAUTOLOGY), unless that would
+    leave it shorter than MIN_KEPT characters (the review then keeps the sentence as it is)."""
+    kept = TAUTOLOGY.sub("", text)
+    return kept if kept != text and len(kept) >= MIN_KEPT else text
 
 
 # An English keyword the grammar stopped at its cap (MAX_CHARS) in the middle of a word: LMDX's
