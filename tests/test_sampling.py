@@ -113,7 +113,7 @@ def test_top_k_is_taken_among_the_tokens_the_bans_leave(llama):
 
 def test_sampling_step_benchmark_runs_on_the_tiny_model(tiny_gguf):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampling_step.py"), "--model", str(tiny_gguf),
-                             "--steps", "20", "--repeats", "2"], capture_output=True, text=True, timeout=300)
+                             "--steps", "20", "--repeats", "2", "--ctx", "16384"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert re.search(r"20 steps of .*; \d+% of the logits -inf on average; same candidates both ways", result.stdout)
     for way in ("whole vocabulary", "tokens the bans leave"):
