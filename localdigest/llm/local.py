@@ -297,8 +297,9 @@ class LocalModel:
         import numpy as np
 
         if self._sorted_pieces is None:
-            order = sorted(range(len(self._vocabulary())), key=self._vocabulary().__getitem__)
-            self._sorted_pieces = ([self._vocabulary()[token] for token in order], order)
+            vocabulary = self._vocabulary()
+            order = sorted(range(len(vocabulary)), key=vocabulary.__getitem__)
+            self._sorted_pieces = ([vocabulary[token] for token in order], order)
         pieces, order = self._sorted_pieces
         found = []
         for at in range(bisect.bisect_left(pieces, prefix), len(pieces)):
