@@ -65,7 +65,7 @@ def prompt_eval(llama) -> tuple[int, float]:
 def run_once(model: LocalModel, messages, grammar, mode: str, seed: int) -> dict:
     import llama_cpp
 
-    llama = model._load()
+    llama = model._load(context=True)  # create_completion decodes in the Llama's own context
     llama_cpp.llama_perf_context_reset(llama.ctx)
     if mode == "raw-llama":
         completion = raw_completion(model, messages, seed)
@@ -108,7 +108,7 @@ def main() -> None:
     papers = load_feeds([str(FEED)]).papers[: args.papers]
 
     started = time.perf_counter()
-    model._load()
+    model._load(context=True)
     print(f"model {spec.name} ({model.path.name}), {model.threads} threads, loaded in "
           f"{time.perf_counter() - started:.2f}s; {len(papers)} papers x {args.repeats} repeats, "
           f"max {args.max_tokens} tokens", file=sys.stderr)
@@ -184,7 +184,7 @@ def raw_completion(model: LocalModel, messages, seed: int):
     """What a plain llama-cpp-python script does: one create_completion with the same tokens and settings."""
     from localdigest.llm.base import Completion
 
-    llama = model._load()
+    llama = model._load(context=True)
     prompt, tokens = model.tokenize_prompt(messages)
     params = model.generation
     started = time.perf_counter()
