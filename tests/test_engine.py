@@ -47,6 +47,23 @@ def test_model_loads_lazily_and_once(tiny_gguf):
     assert model._llama is llama
 
 
+def test_the_llamas_own_context_is_small_until_something_decodes_in_it(tiny_gguf):
+    """Reviews decode in the batch decoder's context, so the Llama's own has TOKENIZER_CTX cells (an
+    idle 4096-cell one held 102 MiB of Qwen 1.5B's KV cache); complete() needs n_ctx and gets it,
+    the model loaded again, and reviews go on after that on a new batch decoder."""
+    from localdigest.llm.local import TOKENIZER_CTX
+
+    model = tiny(tiny_gguf)
+    messages = load_prompt().messages(PAPER)
+    first = model.complete_many([messages], schema_to_gbnf(REVIEW_SCHEMA), seed=0)[0]
+    assert model._llama.n_ctx() == TOKENIZER_CTX < model.n_ctx
+    assert model.complete([{"role": "user", "content": "hi"}], 'root ::= "ok"', seed=0).text == "ok"
+    assert model._llama.n_ctx() == model.n_ctx
+    llama = model._llama
+    assert model.complete_many([messages], schema_to_gbnf(REVIEW_SCHEMA), seed=0)[0].text == first.text
+    assert model._llama is llama  # no load back down
+
+
 def test_threads_default_to_the_physical_cores_this_process_may_use(tiny_gguf):
     import os
     from pathlib import Path
