@@ -40,9 +40,8 @@ def whole_vocabulary(scores: np.ndarray) -> np.ndarray:
 
 
 def tokens_left(scores: np.ndarray) -> np.ndarray:
-    """The top k as GrammarFirstSampler._pick chooses it now: among the finite logits only."""
-    finite = np.flatnonzero(scores > -np.inf)
-    return finite[np.argpartition(scores[finite], -min(TOP_K, finite.size))[-min(TOP_K, finite.size):]]
+    """The top k as GrammarFirstSampler._pick chooses it now (sampling.top_k)."""
+    return sampling.top_k(scores, TOP_K)
 
 
 def main() -> None:

@@ -372,6 +372,17 @@ class JsonCursor:
         return self.in_string and self.is_value and self.key in keys
 
 
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """The tokens of the k largest finite scores (all of them when fewer are finite), in no order.
+    Among the finite ones, not the whole vocabulary: with the bans ~85k of Qwen's 152k logits are
+    -inf, and numpy's argpartition over that many equal values took 26-31 ms a step on an EPYC (1.8
+    ms on random logits), a third of the step; over the finite ones, 0.7 ms
+    (benchmarks/sampling_step.py)."""
+    finite = np.flatnonzero(scores > -np.inf)
+    k = min(k, finite.size)
+    return finite[np.argpartition(scores[finite], -k)[-k:]] if k else finite
+
+
 def vocabulary_pieces(llama) -> tuple[bytes, ...]:
     """Every token's bytes, in token order: one pass over llama.cpp's vocabulary (LocalModel keeps it
     per model and hands it to each sampler and to the batch decoder)."""
@@ -409,8 +420,7 @@ class GrammarFirstSampler:
         self._restating = self.banned.restating if self.banned is not None else None
         self._copies = self.banned.copies if self.banned is not None else None
         self.no_repeat = banned.no_repeat if banned is not None else 0
-        self._pieces = pieces if pieces is not None else banned.pieces if banned is not None and banned.pieces \
-            else vocabulary_pieces(llama)
+        self._pieces = pieces if pieces is not None else vocabulary_pieces(llama)
         self._written: list[int] = []  # the answer so far (sampled and forced)
         self._followers: dict[tuple[int, ...], set[int]] = {}  # run of no_repeat - 1 tokens -> what came next
         self._one = (llama_cpp.llama_token_data * 1)()
@@ -554,14 +564,9 @@ class GrammarFirstSampler:
 
     def _pick(self, scores: np.ndarray) -> int:
         """top-k, top-p, min-p, then temperature, in llama-cpp-python's default chain order."""
-        # Top-k among the tokens left, not the whole vocabulary: with the bans ~85k of Qwen's 152k
-        # logits are -inf, and numpy's argpartition over that many equal values took 26-31 ms a step
-        # on an EPYC (1.8 ms on random logits), a third of the step; over the finite ones, 0.7 ms.
-        finite = np.flatnonzero(scores > -np.inf)
-        if finite.size == 0:
+        candidates = top_k(scores, self.top_k)
+        if candidates.size == 0:
             raise RuntimeError("the grammar allows no token here")
-        k = min(self.top_k, finite.size)
-        candidates = finite[np.argpartition(scores[finite], -k)[-k:]]
         candidates = candidates[np.argsort(-scores[candidates], kind="stable")]
         values = scores[candidates].astype(np.float64)
         if self.temperature <= 0:
