@@ -479,3 +479,25 @@ def test_a_value_copies_no_run_of_the_sources_and_is_otherwise_unchanged(tiny_gg
     allowed = [value(AnswerFormat(grammar, copy_keys=("main_work",), copy_sources=(source,), copy_run=10,
                                   copy_allowed=source), seed) for seed in range(12)]
     assert allowed == free  # the paper's own words
+
+
+def test_repetition_penalty_spares_a_number_value(llama):
+    """A review's scores come one after another: the penalty on tokens just written is for prose that
+    loops, and must not push a score off the digit of the score before it (Qwen 1.5B's 5 / 4.5 / 3)."""
+    import numpy as np
+
+    grammar = r'root ::= "{\"a\": \"" [0-9] "\", \"b\": " [0-9] "}"'
+    four, three = ord("4"), ord("3")  # token n of the tiny vocabulary is byte n
+    logits = np.full(llama.n_vocab(), -10.0, dtype=np.float32)
+    logits[four], logits[three] = 5.0, 4.5  # 5.0 / 1.5 < 4.5: the penalty turns 4 into 3
+    recent = np.array([four] * 3)
+    sampler = GrammarFirstSampler(llama, grammar, seed=0, temperature=0.0, top_p=1.0, repeat_penalty=1.5)
+    try:
+        for token in b'{"a": "':
+            assert sampler.force(token)
+        assert sampler.choose(recent, logits) == three  # inside a string the penalty holds
+        for token in b'", "b": ':
+            assert sampler.force(token)
+        assert sampler.choose(recent, logits) == four  # a number value: the model's own pick
+    finally:
+        sampler.close()

@@ -371,6 +371,11 @@ class JsonCursor:
         """Whether the answer is now inside the string value of one of `keys`."""
         return self.in_string and self.is_value and self.key in keys
 
+    def at_number(self) -> bool:
+        """Whether the answer is after a key's colon and outside any string: writing a value that is
+        not text (a review's score)."""
+        return self.after_colon and not self.in_string
+
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """The tokens of the k largest finite scores (all of them when fewer are finite), in no order.
@@ -414,7 +419,7 @@ class GrammarFirstSampler:
         self.banned = banned if banned is not None and (banned.always.size or banned.partial or banned.latin
                                                         or banned.restating or banned.openings
                                                         or banned.floors or banned.copies) else None
-        self._cursor = JsonCursor() if self.banned is not None and (
+        self._cursor = JsonCursor() if repeat_penalty != 1.0 or self.banned is not None and (
             self.banned.latin or self.banned.restating or self.banned.openings or self.banned.floors
             or self.banned.copies) else None
         self._restating = self.banned.restating if self.banned is not None else None
@@ -554,7 +559,13 @@ class GrammarFirstSampler:
                         closing = logits[floor.closing]
                         logits[:] = -np.inf
                         logits[floor.closing] = closing
-        if self.repeat_penalty == 1.0 or not len(input_ids):
+        # The repetition penalty is for prose that loops, not for a number the schema asks for: a
+        # review's scores come one after another, so each score's digits were just written, and the
+        # penalty (on logits of ~20, so -1.8 at 1.1, then / temperature) pushed each score off the one
+        # before. Measured (stop 43, the 26 bench papers at seed 42): practicality 5 made innovation 4.5
+        # and recommendation 3 (P(3) 0.11 by the model's own probabilities); 12 of 26 came out 4/3.5/4.
+        if self.repeat_penalty == 1.0 or not len(input_ids) or (self._cursor is not None
+                                                                 and self._cursor.at_number()):
             return logits
         scores = logits if self.banned is not None and bans else logits.copy()
         recent = np.unique(np.asarray(input_ids[-self.penalty_last_n:], dtype=np.int64))
