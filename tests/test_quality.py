@@ -425,6 +425,37 @@ def test_code_the_abstract_does_not_announce_is_flagged_not_asked_again():
                 if p.text.startswith("says code")] == ["scores.practicality"]
 
 
+def test_an_open_source_claim_the_abstract_does_not_make_is_flagged_and_kept_from_a_local_model():
+    from localdigest.llm.base import AnswerFormat
+    from localdigest.review.pipeline import for_papers
+    from localdigest.sources.papers import Paper
+
+    # As Qwen 1.5B read FoleyGen's "open-domain" (stop 43's bench, seed 42).
+    foleygen = ("FoleyGen: Visually-Guided Audio Generation\nWe introduce FoleyGen, an open-domain V2A generation "
+                "system built on a language modeling paradigm. FoleyGen leverages an off-the-shelf neural audio codec.")
+    scores = {**valid_dict()["scores"], "practicality": {"score": 3, "reason": "能拿来用的是 FoleyGen 的开源系统，可以作为 V2A 生成的参考。"}}
+    plain = "FoleyGen 在 VGGSound 上的客观指标和人工评测都优于以往系统。"
+    found = [(p.text, p.field, p.ask_again) for p in problems(review(scores=scores, highlights=plain),
+                                                              default_examples(), foleygen) if p.text.startswith("says")]
+    assert found == [("says it is open source, which the abstract does not ('能拿来用的是 FoleyGen 的开源系统')",
+                      "scores.practicality", False)]
+    # A clause offering code is the code check's alone; a paper that speaks of a release, of open
+    # source (its own or other people's) or of code lets the words through.
+    code = {**scores, "practicality": {"score": 3, "reason": "能拿来用的是 FoleyGen 的开源实现。"}}
+    assert [p.text for p in problems(review(scores=code, highlights=plain), default_examples(), foleygen)
+            if p.text.startswith("says")] == ["says code is available, which the abstract does not ('能拿来用的是 FoleyGen 的开源实现')"]
+    for announced in (" We release the model weights.", " It beats other open-source systems.",
+                      " The samples are publicly available.", " Code is at github.com/x/foleygen."):
+        assert not [p for p in problems(review(scores=scores, highlights=plain), default_examples(), foleygen + announced)
+                    if p.text.startswith("says it is open source")]
+    title, abstract = foleygen.split("\n")
+    paper = Paper(arxiv_id="2309.10537", title=title, abstract=abstract)
+    format_ = AnswerFormat("root ::= \"x\"")
+    assert {"开源", "开放源"} <= set(for_papers(format_, [paper]).avoid)
+    released = Paper(arxiv_id="2309.10305", title="Baichuan 2", abstract="We release all pre-training model checkpoints.")
+    assert "开源" not in for_papers(format_, [released]).avoid and "代码" in for_papers(format_, [released]).avoid
+
+
 def test_a_problems_kind_leaves_out_its_particulars():
     from localdigest.review.checks import Problem
 

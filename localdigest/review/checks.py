@@ -23,7 +23,9 @@ from localdigest.text import compact as _norm
 # (review.schema.FLOORS), which changes what is sampled, not what is checked: drawn again all the same.
 # 16: worked examples' runs turned away while sampling (sampling.Copies) and their Chinese keywords
 # avoided where the paper has no English for them (example_terms): what is sampled, drawn again.
-CHECKS_VERSION = 16
+# 17: no repetition penalty on a score (sampling.GrammarFirstSampler._penalised), and no open-source
+# claim the paper does not make (OPEN_WORDS): what is sampled and checked, drawn again.
+CHECKS_VERSION = 17
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
 # A Latin letter counts half: "fine-tunin" is one English term any paper may use (measured: a
@@ -195,12 +197,12 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         found.append(Problem("highlights repeat 主要工作",
                              "亮点几乎是主要工作的重复。亮点应写主要工作之外的具体内容：关键设计、实验数字或公开资源。",
                              ask_again=False, field="highlights"))
-    unsaid = _unsaid_code(review, paper_text)
-    if unsaid:
-        name, clause = unsaid
-        found.append(Problem(f"says code is available, which the abstract does not ({clause!r})",
-                             "摘要没有说公开代码。请不要说有代码可用，只写摘要里确有的模型、数据、方法或结论。",
-                             ask_again=False, field=_field(name)))
+    for unsaid, claim, hint in ((_unsaid_code(review, paper_text), "code is available", "摘要没有说公开代码。请不要说有代码可用"),
+                                (_unsaid_open(review, paper_text), "it is open source", "摘要没有说开源或公开发布。请不要说开源")):
+        if unsaid:
+            name, clause = unsaid
+            found.append(Problem(f"says {claim}, which the abstract does not ({clause!r})",
+                                 f"{hint}，只写摘要里确有的模型、数据、方法或结论。", ask_again=False, field=_field(name)))
     summary = review.main_work + review.highlights
     for name, score in review.scores().items():
         # A reason that restates 主要工作/亮点 says what the paper does, not why it earns the score
@@ -251,13 +253,28 @@ ANNOUNCES_CODE = re.compile(r"\bcode(?:base)?s?\b|github\.com|gitlab\.com", re.I
 # review's faithful "移位短注意力只需两行代码即可实现" needs the word (tried: banning it failed that
 # test); the claim in the practicality reason is flagged instead (_unsaid_code).
 LINES_OF_CODE = re.compile(r"\blines? of code\b", re.IGNORECASE)
+# An open-source release a review offers, against a paper that says nothing of one. Qwen2.5-Coder
+# 1.5B read FoleyGen's "an open-domain V2A generation system" as "能拿来用的是 FoleyGen 的开源系统" and
+# LLM-Grounder's project page as "开源项目网站" (stop 43's bench, 2 of 52 reviews): a reader goes looking
+# for a release that is not there. Any word of a release, of open source (the paper's or other
+# people's models) or of code lets the words through, as ANNOUNCES_CODE does for code.
+OPEN_WORDS = ("开源", "开放源")
+SAYS_OPEN = re.compile("|".join(OPEN_WORDS))
+ANNOUNCES_OPEN = re.compile(r"open[- ]?sourc|\breleas|publicly available|\bcode(?:base)?s?\b|github\.com|gitlab\.com",
+                            re.IGNORECASE)
 
 
 def never_write(paper_text: str) -> tuple[str, ...]:
     """What a local model never writes in a review of the paper(s) whose title + abstract is
-    `paper_text`: NEVER_WRITE, and CODE_WORDS unless the paper announces code (a paper about code
-    generation says "code" and keeps them)."""
-    return NEVER_WRITE if ANNOUNCES_CODE.search(paper_text) else NEVER_WRITE + CODE_WORDS
+    `paper_text`: NEVER_WRITE, CODE_WORDS unless the paper announces code (a paper about code
+    generation says "code" and keeps them), and OPEN_WORDS unless it speaks of a release or of
+    open source."""
+    words = NEVER_WRITE
+    if not ANNOUNCES_CODE.search(paper_text):
+        words += CODE_WORDS
+    if not ANNOUNCES_OPEN.search(paper_text):
+        words += OPEN_WORDS
+    return words
 
 
 def _unsaid_code(review: Review, paper_text: str) -> tuple[str, str] | None:
@@ -270,9 +287,25 @@ def _unsaid_code(review: Review, paper_text: str) -> tuple[str, str] | None:
         fields = {"practicality reason": review.practicality.reason}
     else:
         fields = {"highlights": review.highlights, **{f"{n} reason": s.reason for n, s in review.scores().items()}}
+    return _first_clause(fields, SAYS_CODE)
+
+
+def _unsaid_open(review: Review, paper_text: str) -> tuple[str, str] | None:
+    """(field, the clause) of the first open-source claim in the review's prose when the paper's
+    title and abstract speak of no release, open source or code; a clause that offers code is the
+    code check's (_unsaid_code), not read twice."""
+    if not paper_text or ANNOUNCES_OPEN.search(paper_text):
+        return None
+    fields = {"main_work": review.main_work, "highlights": review.highlights,
+              **{f"{n} reason": s.reason for n, s in review.scores().items()}}
+    return _first_clause(fields, SAYS_OPEN, unless=SAYS_CODE)
+
+
+def _first_clause(fields: dict[str, str], pattern: re.Pattern, unless: re.Pattern | None = None):
+    """(field, clause) of the first clause of `fields`' texts that `pattern` finds and `unless` does not."""
     for name, text in fields.items():
         for clause in re.split(f"[，；、{SENTENCE_END}]", text):
-            if SAYS_CODE.search(clause):
+            if pattern.search(clause) and not (unless and unless.search(clause)):
                 return name, clause.strip()
     return None
 
