@@ -197,8 +197,8 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         found.append(Problem("highlights repeat 主要工作",
                              "亮点几乎是主要工作的重复。亮点应写主要工作之外的具体内容：关键设计、实验数字或公开资源。",
                              ask_again=False, field="highlights"))
-    for unsaid, claim, hint in ((_unsaid_code(review, paper_text), "code is available", "摘要没有说公开代码。请不要说有代码可用"),
-                                (_unsaid_open(review, paper_text), "it is open source", "摘要没有说开源或公开发布。请不要说开源")):
+    for unsaid, claim, hint in ((_unsaid_code(prose, paper_text), "code is available", "摘要没有说公开代码。请不要说有代码可用"),
+                                (_unsaid_open(prose, paper_text), "it is open source", "摘要没有说开源或公开发布。请不要说开源")):
         if unsaid:
             name, clause = unsaid
             found.append(Problem(f"says {claim}, which the abstract does not ({clause!r})",
@@ -277,28 +277,27 @@ def never_write(paper_text: str) -> tuple[str, ...]:
     return words
 
 
-def _unsaid_code(review: Review, paper_text: str) -> tuple[str, str] | None:
-    """(field, the clause) of the first claim of usable code in the review when the paper's title
-    and abstract announce none. Where their only code is "lines of code", only the practicality
-    reason (what a reader can use) is read: the rest may say 代码 as the paper does."""
+def _unsaid_code(prose: dict[str, str], paper_text: str) -> tuple[str, str] | None:
+    """(field, the clause) of the first claim of usable code in the review's `prose` (problems()'
+    names) when the paper's title and abstract announce none; 主要工作 is not read. Where their
+    only code is "lines of code", only the practicality reason (what a reader can use) is read: the
+    rest may say 代码 as the paper does."""
     if not paper_text or ANNOUNCES_CODE.search(LINES_OF_CODE.sub("", paper_text)):
         return None
     if ANNOUNCES_CODE.search(paper_text):  # its only code: "lines of code"
-        fields = {"practicality reason": review.practicality.reason}
+        fields = {"practicality reason": prose["practicality reason"]}
     else:
-        fields = {"highlights": review.highlights, **{f"{n} reason": s.reason for n, s in review.scores().items()}}
+        fields = {name: text for name, text in prose.items() if name != "main_work"}
     return _first_clause(fields, SAYS_CODE)
 
 
-def _unsaid_open(review: Review, paper_text: str) -> tuple[str, str] | None:
-    """(field, the clause) of the first open-source claim in the review's prose when the paper's
+def _unsaid_open(prose: dict[str, str], paper_text: str) -> tuple[str, str] | None:
+    """(field, the clause) of the first open-source claim in the review's `prose` when the paper's
     title and abstract speak of no release, open source or code; a clause that offers code is the
     code check's (_unsaid_code), not read twice."""
     if not paper_text or ANNOUNCES_OPEN.search(paper_text):
         return None
-    fields = {"main_work": review.main_work, "highlights": review.highlights,
-              **{f"{n} reason": s.reason for n, s in review.scores().items()}}
-    return _first_clause(fields, SAYS_OPEN, unless=SAYS_CODE)
+    return _first_clause(prose, SAYS_OPEN, unless=SAYS_CODE)
 
 
 def _first_clause(fields: dict[str, str], pattern: re.Pattern, unless: re.Pattern | None = None):
