@@ -276,6 +276,29 @@ def test_a_flaw_a_new_answer_does_not_fix_is_flagged_without_asking_again(tiny_g
     assert result.cost["attempts"] == 1 and len(same_reasons.cache) == 1
 
 
+def test_a_paper_that_releases_nothing_gets_a_reason_for_what_to_learn_not_what_to_take(tiny_gguf, tmp_path):
+    """The default prompt's practicality reason opens with 能拿来用的是 ("what a reader can use") for a
+    paper that announces a release and with 可借鉴的是 ("what can be learned from it") for one that
+    does not: told to name what to use, the 1.5B model offered the models and data of papers that
+    release none (README, Prompts). The grammar writes the opening, so random weights write it too;
+    the prompt before the paper's own message stays one for both (the prefix is evaluated once)."""
+    from localdigest.sources.papers import Paper
+
+    releasing = Paper("2309.1", "Paper 1", "We train a model. Our weights are publicly available.")
+    silent = Paper("2309.2", "Paper 2", "We train a model and study its errors.")
+    review = reviewer(tiny_gguf, tmp_path)
+    record_stream(review.model, events := [])
+    results = [review.review(paper) for paper in (releasing, silent)]
+    taken = requests(events)
+    assert [request.tag.paper for request in taken[:1]] == [releasing] and taken[-1].tag.paper == silent
+    for request, opening in ((taken[0], "能拿来用的是"), (taken[-1], "可借鉴的是")):
+        reason = request.answer_format.json_schema["properties"]["scores"]["properties"]["practicality"]["properties"]["reason"]
+        assert reason["pattern"].startswith(f"^{opening}") and f'"{opening}"' in request.answer_format.gbnf
+        assert request.messages[:-1] == taken[0].messages[:-1]
+    for result, opening in zip(results, ("能拿来用的是", "可借鉴的是")):
+        assert result.review.scores()["practicality"].reason.startswith(opening)
+
+
 def test_a_reviews_main_work_is_turned_away_from_background_openings(tiny_gguf, tmp_path):
     """The review stage hands the local model its background words for 主要工作 alone: the sampler's
     bans for a review turn 然而 away at a sentence's start there (the tiny vocabulary is bytes, so

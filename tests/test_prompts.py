@@ -2,6 +2,7 @@ import pytest
 
 from localdigest.errors import PromptError
 from localdigest.sources.papers import Paper
+from localdigest.review.checks import announces_release
 from localdigest.review.prompts import PROMPTS_DIR, load_prompt, shipped_prompt_names
 
 OPENED = [name for name in shipped_prompt_names() if load_prompt(name).openings]  # default, concise
@@ -55,6 +56,9 @@ def test_prompt_by_path_and_unknown_variable(tmp_path):
         ('system = "x"\nuser = "y"\nopenings = { innovation = "新。" }\n', "openings.innovation: '新。' cannot open"),
         ('system = "x"\nuser = "y"\nopenings = { innovation = 3 }\n', "openings.innovation: 3 cannot open"),
         ('system = "x"\nuser = "y"\nopenings = "推荐给"\n', "'openings' must be a table"),
+        ('system = "x"\nuser = "y"\nopenings_without_release = { practicality = "可借鉴。" }\n',
+         "openings_without_release.practicality: '可借鉴。' cannot open"),
+        ('system = "x"\nuser = "y"\nopenings_without_release = 5\n', "'openings_without_release' must be a table"),
     ],
 )
 def test_broken_templates_name_the_file_and_problem(tmp_path, text, message):
@@ -82,11 +86,13 @@ def test_the_examples_open_their_reasons_as_the_instructions_say(name):
     assert set(openings) - {"main_work"} == {"practicality", "innovation", "recommendation"}
     positions = [prompt.system.find(f"“{words}”") for words in openings.values()]
     assert -1 not in positions and positions == sorted(positions)  # the instructions name them, in order
-    for _user, answer in prompt.examples:
+    assert all(f"“{words}”" in prompt.system for words in dict(prompt.openings_without_release).values())
+    for user, answer in prompt.examples:  # each with the openings of its own paper: a release or none
         example = json.loads(answer)
-        assert example["main_work"].startswith(openings.get("main_work", ""))
+        own = openings if announces_release(user) else {**openings, **dict(prompt.openings_without_release)}
+        assert example["main_work"].startswith(own.get("main_work", ""))
         for score_name, score in example["scores"].items():
-            assert score["reason"].startswith(openings[score_name]), (score_name, score["reason"])
+            assert score["reason"].startswith(own[score_name]), (score_name, score["reason"])
 
 
 @pytest.mark.parametrize("name", WITH_EXAMPLES)
@@ -103,9 +109,10 @@ def test_the_examples_are_answers_the_grammar_allows(name):
     from localdigest.review.schema import Review, prose_shape
 
     prompt = load_prompt(name)
-    fields = prompt.schema()["properties"]  # the patterns the grammar and the servers are given
-    scores = fields["scores"]["properties"]
-    for _user, answer in prompt.examples:
+    for user, answer in prompt.examples:
+        # the patterns the grammar and the servers are given for the example's paper: a release or none
+        fields = prompt.schema(announces_release(user))["properties"]
+        scores = fields["scores"]["properties"]
         review = Review.from_json(answer)
         main_work = replace(prose_shape(fields["main_work"]["pattern"]), least=1)  # with its opening, if any
         assert re.fullmatch(main_work.pattern, review.main_work), review.main_work
@@ -123,3 +130,9 @@ def test_openings_are_part_of_the_prompt_and_its_schema(tmp_path):
     assert opened.fingerprint() != plain.fingerprint()  # cached reviews of one are not the other's
     paper = Paper("2309.1", "T", "A")
     assert "^推荐给" in opened.messages(paper)[-1]["content"] and "^推荐给" not in plain.messages(paper)[-1]["content"]
+    path.write_text('system = "x"\nuser = "$title $schema"\nopenings = { recommendation = "推荐给" }\n'
+                    'openings_without_release = { recommendation = "值得读的是" }\n', encoding="utf-8")
+    both = load_prompt(str(path))
+    assert both.fingerprint() != opened.fingerprint()
+    assert both.messages(paper) == opened.messages(paper)  # a paper with a release: as before
+    assert "^值得读的是" in both.messages(paper, released=False)[-1]["content"]

@@ -264,6 +264,13 @@ ANNOUNCES_OPEN = re.compile(r"open[- ]?sourc|\breleas|publicly available|\bcode(
                             re.IGNORECASE)
 
 
+def announces_release(paper_text: str) -> bool:
+    """Whether the paper (title + abstract + code link) speaks of a release, of open source or of
+    code: then a reader may be offered what it puts out (a prompt's `openings`), else what can be
+    learned from it (its `openings_without_release`)."""
+    return bool(ANNOUNCES_OPEN.search(paper_text))
+
+
 def never_write(paper_text: str) -> tuple[str, ...]:
     """What a local model never writes in a review of the paper(s) whose title + abstract is
     `paper_text`: NEVER_WRITE, CODE_WORDS unless the paper announces code (a paper about code
@@ -272,7 +279,7 @@ def never_write(paper_text: str) -> tuple[str, ...]:
     words = NEVER_WRITE
     if not ANNOUNCES_CODE.search(paper_text):
         words += CODE_WORDS
-    if not ANNOUNCES_OPEN.search(paper_text):
+    if not announces_release(paper_text):
         words += OPEN_WORDS
     return words
 
@@ -295,7 +302,7 @@ def _unsaid_open(prose: dict[str, str], paper_text: str) -> tuple[str, str] | No
     """(field, the clause) of the first open-source claim in the review's `prose` when the paper's
     title and abstract speak of no release, open source or code; a clause that offers code is the
     code check's (_unsaid_code), not read twice."""
-    if not paper_text or ANNOUNCES_OPEN.search(paper_text):
+    if not paper_text or announces_release(paper_text):
         return None
     return _first_clause(prose, SAYS_OPEN, unless=SAYS_CODE)
 

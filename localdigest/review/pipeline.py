@@ -56,21 +56,45 @@ class Reviewer:
         self.seed = seed  # of the first answer; asked again, seed + attempt
         self.prompt = prompt
         self.cache = cache
-        schema = prompt.schema()
         self._examples = worked_examples(prompt)
-        self.answer_format = AnswerFormat(schema_to_gbnf(schema), schema, avoid=quality.NEVER_WRITE,
-                                          no_repeat=quality.NO_REPEAT, chinese_keys=quality.CHINESE_KEYS,
-                                          fresh_keys=quality.FRESH_KEYS, opening_keys=quality.OPENING_KEYS,
-                                          avoid_openings=quality.BACKGROUND_OPENINGS,
-                                          floors=tuple((key, *floor) for key, floor in FLOORS.items()),
-                                          sentence_caps=tuple((key, shape.sentences) for key, shape in PROSE.items()),
-                                          copy_keys=quality.COPY_KEYS, copy_run=quality.COPY_RUN,
-                                          copy_sources=tuple(text for example in self._examples for text in example.texts))
-        self.skeleton = Skeleton.from_schema(schema)
+        # (format, skeleton) for a paper that announces a release (True) and for one that does not:
+        # they differ only where the prompt has openings_without_release
+        self._formats = {True: self._format(prompt.schema(True))}
+        self._formats[False] = self._format(prompt.schema(False)) if prompt.openings_without_release \
+            else self._formats[True]
         self.stats = RunStats()
         self._stats_lock = threading.Lock()
         self._model_identity = model.identity()
         self.attempts = getattr(model.spec, "attempts", ATTEMPTS)
+
+    def _format(self, schema: dict) -> tuple[AnswerFormat, Skeleton]:
+        return AnswerFormat(schema_to_gbnf(schema), schema, avoid=quality.NEVER_WRITE,
+                            no_repeat=quality.NO_REPEAT, chinese_keys=quality.CHINESE_KEYS,
+                            fresh_keys=quality.FRESH_KEYS, opening_keys=quality.OPENING_KEYS,
+                            avoid_openings=quality.BACKGROUND_OPENINGS,
+                            floors=tuple((key, *floor) for key, floor in FLOORS.items()),
+                            sentence_caps=tuple((key, shape.sentences) for key, shape in PROSE.items()),
+                            copy_keys=quality.COPY_KEYS, copy_run=quality.COPY_RUN,
+                            copy_sources=tuple(text for example in self._examples for text in example.texts)), \
+            Skeleton.from_schema(schema)
+
+    @property
+    def answer_format(self) -> AnswerFormat | str:
+        """The answer format of a paper that announces a release."""
+        return self._formats[True][0]
+
+    @answer_format.setter
+    def answer_format(self, value: AnswerFormat | str) -> None:
+        """One format for every paper (a GBNF string, or an AnswerFormat; its answers still read by
+        the prompt's skeleton for a paper with a release)."""
+        self._formats = {released: (value, self._formats[True][1]) for released in (True, False)}
+
+    def _format_for(self, papers: list[Paper]) -> tuple[AnswerFormat, Skeleton]:
+        """The answer format for these papers (decoded together: one format) and the skeleton its
+        answers are read by: the prompt's openings when one of them announces a release."""
+        released = any(quality.announces_release(paper_text(paper)) for paper in papers)
+        answer_format, skeleton = self._formats[released]
+        return for_papers(as_format(answer_format), papers, self._examples), skeleton
 
     def key(self, paper: Paper) -> str:
         # n_ctx belongs here because it decides whether a long abstract is trimmed; the checks'
@@ -142,8 +166,8 @@ class Reviewer:
         if self._streams:
             done = dict(self._stream(list(enumerate(papers)), None, on_token))
             return [done[i] for i in range(len(papers))]
-        answer_format = for_papers(as_format(self.answer_format), papers, self._examples)
-        jobs = [self._job(paper, answer_format) for paper in papers]
+        answer_format, skeleton = self._format_for(papers)
+        jobs = [self._job(paper, answer_format, skeleton) for paper in papers]
         pending = jobs
         while pending:  # every job here has had as many answers as the others
             completions = self._complete([job.conversation for job in pending], answer_format, pending[0].attempt,
@@ -158,7 +182,6 @@ class Reviewer:
             return
         waiting = list(papers)
         again: list[_Job] = []
-        answer_format = as_format(self.answer_format)
 
         def take() -> Request | None:
             if again:
@@ -167,11 +190,11 @@ class Reviewer:
                 index, paper = waiting.pop(0)
                 if on_start:
                     on_start(paper)
-                job = self._job(paper, for_papers(answer_format, [paper], self._examples), index)
+                job = self._job(paper, *self._format_for([paper]), index)
             else:
                 return None
             return Request(job.conversation, job.answer_format, self.seed + job.attempt, job.start, tag=job,
-                           stop_early=self._stop_early(job.paper) if job.attempt + 1 < self.attempts else None)
+                           stop_early=self._stop_early(job) if job.attempt + 1 < self.attempts else None)
 
         for job, completion in self.model.complete_stream(take, min(len(papers), self.model.batch_size), on_token):
             if self._answered(job, completion):
@@ -179,9 +202,9 @@ class Reviewer:
             else:
                 yield job.index, job.result
 
-    def _job(self, paper: Paper, answer_format: AnswerFormat, index: int = 0) -> "_Job":
+    def _job(self, paper: Paper, answer_format: AnswerFormat, skeleton: Skeleton, index: int = 0) -> "_Job":
         messages, trimmed = self._fit_context(paper)
-        return _Job(index, paper, messages, trimmed, messages, answer_format)
+        return _Job(index, paper, messages, trimmed, messages, answer_format, skeleton)
 
     def _answered(self, job: "_Job", completion) -> bool:
         """Take a paper's answer: True when it is to be asked again (the job then says how), False
@@ -198,7 +221,7 @@ class Reviewer:
                          all_prompt_seconds=completion.prompt_seconds,
                          all_forced_tokens=completion.forced_tokens, attempts=1)
         if completion.stopped_early:  # its first fields already ask for another answer
-            found = quality.NumberChecks(paper_text(job.paper)).early_problems(self.skeleton.values(completion.text))
+            found = quality.NumberChecks(paper_text(job.paper)).early_problems(job.skeleton.values(completion.text))
         else:
             try:
                 review = quality.repair(Review.from_json(completion.text), paper_text(job.paper))
@@ -223,17 +246,17 @@ class Reviewer:
         # led ALMA's reviews (seed 42) into the same copied example reason three times.
         last_chance = job.attempt + 1 == self.attempts and job.best is not None and \
             any(problem.severe for problem in job.best[1])
-        job.start = "" if last_chance else self._restart(completion.text, found)
+        job.start = "" if last_chance else self._restart(job.skeleton, completion.text, found)
         return more or self._last(job)
 
-    def _stop_early(self, paper: Paper) -> Callable[[str], bool]:
+    def _stop_early(self, job: "_Job") -> Callable[[str], bool]:
         """For a local model: whether an answer so far (its closed values) already has a problem
         that would ask for another answer from there (checks.NumberChecks.early_problems: a misread
         number), so the rest of it is not written for nothing. Not on an answer's last attempt: that
         one is kept whole, problems and all, if it is the best. The paper's numbers are read once,
         not at each of the ~20 times an answer is asked."""
-        numbers = quality.NumberChecks(paper_text(paper))
-        return lambda answer: bool(numbers.early_problems(self.skeleton.values(answer)))
+        numbers, skeleton = quality.NumberChecks(paper_text(job.paper)), job.skeleton
+        return lambda answer: bool(numbers.early_problems(skeleton.values(answer)))
 
     def _last(self, job: "_Job") -> bool:
         """No more answers for the job: the best one if it has no severe problem, else the error."""
@@ -266,14 +289,15 @@ class Reviewer:
         except PromptRejected as exc:
             return [exc]
 
-    def _restart(self, text: str, found: list[quality.Problem]) -> str:
+    @staticmethod
+    def _restart(skeleton: Skeleton, text: str, found: list[quality.Problem]) -> str:
         """Where the answer asked again starts: this answer up to the first field with a problem worth
         asking again about, so what came before it is kept as written and only the rest is written
         anew ("" when that is the whole answer). Why: asked again from the start, Stabilizing RLHF's
         review lost a good 主要工作 to a copied innovation reason, and the new 主要工作 was worse."""
         fields = [problem.field for problem in found if problem.ask_again]
-        first = min(fields, key=self.skeleton.position, default="")
-        return self.skeleton.start_of(text, first) or ""
+        first = min(fields, key=skeleton.position, default="")
+        return skeleton.start_of(text, first) or ""
 
     def _with_feedback(self, messages: list[dict], found: list[quality.Problem]) -> list[dict]:
         """The paper's question asked again with what was wrong last time appended to it.
@@ -312,7 +336,8 @@ class Reviewer:
 
     def _fit_context(self, paper: Paper) -> tuple[list[dict], str | None]:
         """The prompt for this paper, with the abstract shortened if prompt + answer would overflow n_ctx."""
-        messages = self.prompt.messages(paper)
+        released = quality.announces_release(paper_text(paper))  # the whole abstract's say, trimmed or not
+        messages = self.prompt.messages(paper, released)
         if self.model.n_ctx is None:  # a server: it holds the context and rejects what does not fit
             return messages, None
         budget = self.model.n_ctx - min(self.model.generation.max_tokens, ANSWER_RESERVE)
@@ -322,7 +347,7 @@ class Reviewer:
         abstract_tokens = self.model.count_tokens(paper.abstract)
         keep = max(0, abstract_tokens - excess - 8)
         shortened = paper.abstract[: len(paper.abstract) * keep // max(abstract_tokens, 1)]
-        messages = self.prompt.messages(replace(paper, abstract=shortened.rstrip() + " …"))
+        messages = self.prompt.messages(replace(paper, abstract=shortened.rstrip() + " …"), released)
         return messages, (f"abstract trimmed to {keep} of {abstract_tokens} tokens to fit the "
                           f"{self.model.n_ctx}-token context; raise {option('ctx')} to keep it whole")
 
@@ -426,6 +451,7 @@ class _Job:
     trimmed: str | None  # the warning when it was
     conversation: list[dict]  # what the next answer is asked with (the prompt, with problems stated)
     answer_format: AnswerFormat
+    skeleton: Skeleton  # the answer's fixed text between its values, by which its fields are read
     attempt: int = 0  # answers so far
     start: str = ""  # the next answer goes on from this beginning of the last one
     best: tuple | None = None  # (review, problems, completion, attempt) of the least bad answer

@@ -16,7 +16,7 @@ from localdigest.review.schema import MAX_CHARS, SCORE_DIMENSIONS, SENTENCE_END,
 PROMPTS_DIR = paths.shipped("prompts")
 DEFAULT_PROMPT = "default"
 VARIABLES = ("title", "authors", "abstract", "arxiv_id", "schema")
-ALLOWED_KEYS = {"description", "system", "user", "examples", "openings"}
+ALLOWED_KEYS = {"description", "system", "user", "examples", "openings", "openings_without_release"}
 OPENED_FIELDS = ("main_work", *SCORE_DIMENSIONS)  # the fields an `openings` table may open, in answer order
 
 
@@ -31,14 +31,22 @@ class PromptTemplate:
     # score name -> the words its reason must start with: the grammar writes them, so the model
     # cannot leave them out and spends no decoding step on them (review_schema)
     openings: tuple[tuple[str, str], ...] = ()
+    # the same, in place of those, for a paper that announces no release (no code, model, data or
+    # open source): its practicality reason says what a reader can learn from it, not what to take
+    openings_without_release: tuple[tuple[str, str], ...] = ()
 
-    def schema(self) -> dict:
-        """The review's JSON schema as this prompt asks for it (with its reason openings)."""
-        return review_schema(dict(self.openings))
+    def schema(self, released: bool = True) -> dict:
+        """The review's JSON schema as this prompt asks for it (with its reason openings) of a paper
+        that announces a release (`released`) or of one that does not."""
+        openings = dict(self.openings)
+        if not released:
+            openings.update(self.openings_without_release)
+        return review_schema(openings)
 
-    def messages(self, paper: Paper) -> list[dict]:
-        """Chat messages for one paper; all but the last are the same for every paper."""
-        values = {**_variables(paper), "schema": json.dumps(self.schema(), ensure_ascii=False)}
+    def messages(self, paper: Paper, released: bool = True) -> list[dict]:
+        """Chat messages for one paper (`released`: whether it announces a release, for $schema);
+        all but the last are the same for every paper."""
+        values = {**_variables(paper), "schema": json.dumps(self.schema(released), ensure_ascii=False)}
         messages = [{"role": "system", "content": self._fill(self.system, values, "system")}]
         for user, assistant in self.examples:
             messages.append({"role": "user", "content": user})
@@ -47,7 +55,8 @@ class PromptTemplate:
         return messages
 
     def fingerprint(self) -> str:
-        text = json.dumps([self.system, self.user, self.examples, *([self.openings] if self.openings else [])],
+        text = json.dumps([self.system, self.user, self.examples, *([self.openings] if self.openings else []),
+                           *([self.openings_without_release] if self.openings_without_release else [])],
                           ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -103,6 +112,7 @@ def load_prompt(name_or_path: str | None = None) -> PromptTemplate:
         examples=tuple(examples),
         description=data.get("description", ""),
         openings=_openings(path, data.get("openings", {})),
+        openings_without_release=_openings(path, data.get("openings_without_release", {}), "openings_without_release"),
     )
     template.messages(Paper(arxiv_id="0000.00000", title="t", abstract="a"))  # fail now, not mid-run
     return template
@@ -118,18 +128,19 @@ def _variables(paper: Paper) -> dict:
     }
 
 
-def _openings(path: Path, table: object) -> tuple[tuple[str, str], ...]:
-    """The prompt's `openings` table, checked: main_work or known score names, and words the grammar
-    can force (no quote, backslash, control character or sentence end, well short of a reason's length)."""
+def _openings(path: Path, table: object, key: str = "openings") -> tuple[tuple[str, str], ...]:
+    """The prompt's `openings` table (or another by that `key`), checked: main_work or known score
+    names, and words the grammar can force (no quote, backslash, control character or sentence end,
+    well short of a reason's length)."""
     if not isinstance(table, dict):
-        raise PromptError(f"{path}: 'openings' must be a table", 'write [openings] with lines like recommendation = "推荐给"')
+        raise PromptError(f"{path}: '{key}' must be a table", f'write [{key}] with lines like recommendation = "推荐给"')
     for name, words in table.items():
         if name not in OPENED_FIELDS:
-            raise PromptError(f"{path}: openings.{name}: not main_work or a score", f"use {', '.join(OPENED_FIELDS)}")
+            raise PromptError(f"{path}: {key}.{name}: not main_work or a score", f"use {', '.join(OPENED_FIELDS)}")
         if not isinstance(words, str) or not words.strip() or words != words.lstrip() \
                 or len(words) > MAX_CHARS["reason"] // 4 or any(c in words for c in f'"\\{SENTENCE_END}') \
                 or any(not c.isprintable() for c in words):
-            raise PromptError(f"{path}: openings.{name}: {words!r} cannot open a field",
+            raise PromptError(f"{path}: {key}.{name}: {words!r} cannot open a field",
                               f"use a few words (at most {MAX_CHARS['reason'] // 4} characters) without quotes, "
                               f"backslashes, line breaks or {SENTENCE_END}")
     return tuple((name, table[name]) for name in OPENED_FIELDS if name in table)
