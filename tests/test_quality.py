@@ -456,6 +456,19 @@ def test_an_open_source_claim_the_abstract_does_not_make_is_flagged_and_kept_fro
     assert "开源" not in for_papers(format_, [released]).avoid and "代码" in for_papers(format_, [released]).avoid
 
 
+def test_a_release_is_what_the_paper_announces():
+    """Which papers get the prompt's openings (能拿来用的是: what a reader can use) and which its
+    openings_without_release (可借鉴的是: what can be learned), and 开源 banned."""
+    from localdigest.review.checks import announces_release
+
+    assert announces_release("Baichuan 2\nWe release all pre-training model checkpoints.")
+    assert announces_release("X\nThe dataset is publicly available.") and announces_release("X\ncode: https://github.com/a/b")
+    assert not announces_release("FoleyGen\nWe introduce FoleyGen, an open-domain V2A generation system.")
+    # "Two lines of code" says how small a change is (LongLoRA, FreeU): nothing is out
+    assert "two lines of code" in PAPER and not announces_release(PAPER)
+    assert announces_release(PAPER + " Our code is at github.com/x/longlora.")
+
+
 def test_a_problems_kind_leaves_out_its_particulars():
     from localdigest.review.checks import Problem
 

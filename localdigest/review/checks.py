@@ -267,8 +267,9 @@ ANNOUNCES_OPEN = re.compile(r"open[- ]?sourc|\breleas|publicly available|\bcode(
 def announces_release(paper_text: str) -> bool:
     """Whether the paper (title + abstract + code link) speaks of a release, of open source or of
     code: then a reader may be offered what it puts out (a prompt's `openings`), else what can be
-    learned from it (its `openings_without_release`)."""
-    return bool(ANNOUNCES_OPEN.search(paper_text))
+    learned from it (its `openings_without_release`). "Only two lines of code" says how small a
+    change is, not that anything is out (LongLoRA, FreeU): the open-source ban holds there."""
+    return bool(ANNOUNCES_OPEN.search(LINES_OF_CODE.sub("", paper_text)))
 
 
 def never_write(paper_text: str) -> tuple[str, ...]:
