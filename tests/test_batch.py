@@ -82,7 +82,9 @@ def test_an_answer_with_no_room_yet_waits_for_the_others_then_gets_a_larger_cont
     """The context is sized for the first answers; a longer prompt handed out later waits until they
     are done, then gets a context of its size, and is still what it is alone."""
     spec = ModelSpec("tiny", {"path": str(tiny_gguf)}, n_ctx=16384, generation={"max_tokens": 40, "temperature": 0.0})
-    papers = [Paper("2309.1", "Short", "Sparse attention."), Paper("2309.2", "Long", "Sparse attention. " * 80),
+    # The long abstract must not fit the context sized for the first two (the default prompt is ~6100
+    # bytes, a token each to the tiny model): at 80 repeats it fit once the instructions grew (stop 44).
+    papers = [Paper("2309.1", "Short", "Sparse attention."), Paper("2309.2", "Long", "Sparse attention. " * 150),
               Paper("2309.3", "Short too", "Dense attention.")]
     requests = [Request(load_prompt().messages(paper), ANSWER, seed=3, tag=i) for i, paper in enumerate(papers)]
     model = LocalModel(spec, tiny_gguf, batch_size=1)
