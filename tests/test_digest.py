@@ -132,7 +132,8 @@ def test_batches_evaluate_the_shared_prefix_once(tiny_gguf, tmp_path):
     papers = load_feeds([str(HF_FEED)]).papers[:4]
     reviewer = batched(tiny_gguf, tmp_path / "cache", batch_size=2)
     reviewer.attempts = 1  # each cost is its paper's first answer (one asked again keeps the prompt's cells)
-    costs = [result.cost for _i, result in reviewer.review_many(papers)]
+    # in the papers' order: a batch's answers come back as they finish
+    costs = [result.cost for _i, result in sorted(reviewer.review_many(papers), key=lambda done: done[0])]
     assert costs[0]["evaluated_prompt_tokens"] == costs[0]["prompt_tokens"]  # the first paper pays for the prefix
     for cost in costs[1:]:  # the others, in this batch and the next, pay only for their own part
         assert cost["evaluated_prompt_tokens"] < cost["prompt_tokens"] / 2, cost

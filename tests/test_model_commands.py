@@ -193,6 +193,6 @@ def test_gpu_layers_on_a_cpu_build_is_a_clear_error(tiny_registry):
 def test_too_small_context_trims_the_abstract_with_a_warning(tiny_registry):
     from conftest import HF_FEED
 
-    result = run("run", "--feed", str(HF_FEED), "--limit", "1", "--ctx", "7000", "--no-cache")
+    result = run("run", "--feed", str(HF_FEED), "--limit", "1", "--ctx", "7400", "--no-cache")
     assert result.exit_code == 0, result.stderr
     assert "abstract trimmed to" in result.stderr and "raise --ctx" in result.stderr
