@@ -89,12 +89,13 @@ class Reviewer:
         the prompt's skeleton for a paper with a release)."""
         self._formats = {released: (value, self._formats[True][1]) for released in (True, False)}
 
-    def _format_for(self, papers: list[Paper]) -> tuple[AnswerFormat, Skeleton]:
-        """The answer format for these papers (decoded together: one format) and the skeleton its
-        answers are read by: the prompt's openings when one of them announces a release."""
+    def _format_for(self, papers: list[Paper]) -> tuple[bool, AnswerFormat, Skeleton]:
+        """Whether these papers (decoded together: one format) get the openings of a paper with a
+        release (when one of them announces one), the answer format, and the skeleton its answers
+        are read by."""
         released = any(quality.announces_release(paper_text(paper)) for paper in papers)
         answer_format, skeleton = self._formats[released]
-        return for_papers(as_format(answer_format), papers, self._examples), skeleton
+        return released, for_papers(as_format(answer_format), papers, self._examples), skeleton
 
     def key(self, paper: Paper) -> str:
         # n_ctx belongs here because it decides whether a long abstract is trimmed; the checks'
@@ -166,8 +167,8 @@ class Reviewer:
         if self._streams:
             done = dict(self._stream(list(enumerate(papers)), None, on_token))
             return [done[i] for i in range(len(papers))]
-        answer_format, skeleton = self._format_for(papers)
-        jobs = [self._job(paper, answer_format, skeleton) for paper in papers]
+        released, answer_format, skeleton = self._format_for(papers)
+        jobs = [self._job(paper, released, answer_format, skeleton) for paper in papers]
         pending = jobs
         while pending:  # every job here has had as many answers as the others
             completions = self._complete([job.conversation for job in pending], answer_format, pending[0].attempt,
@@ -202,8 +203,9 @@ class Reviewer:
             else:
                 yield job.index, job.result
 
-    def _job(self, paper: Paper, answer_format: AnswerFormat, skeleton: Skeleton, index: int = 0) -> "_Job":
-        messages, trimmed = self._fit_context(paper)
+    def _job(self, paper: Paper, released: bool, answer_format: AnswerFormat, skeleton: Skeleton,
+             index: int = 0) -> "_Job":
+        messages, trimmed = self._fit_context(paper, released)
         return _Job(index, paper, messages, trimmed, messages, answer_format, skeleton)
 
     def _answered(self, job: "_Job", completion) -> bool:
@@ -334,9 +336,10 @@ class Reviewer:
             for name, amount in amounts.items():
                 setattr(self.stats, name, getattr(self.stats, name) + amount)
 
-    def _fit_context(self, paper: Paper) -> tuple[list[dict], str | None]:
-        """The prompt for this paper, with the abstract shortened if prompt + answer would overflow n_ctx."""
-        released = quality.announces_release(paper_text(paper))  # the whole abstract's say, trimmed or not
+    def _fit_context(self, paper: Paper, released: bool) -> tuple[list[dict], str | None]:
+        """The prompt for this paper, with the abstract shortened if prompt + answer would overflow
+        n_ctx; its $schema that of the answer format it is decoded with (`released`, the whole
+        abstract's say, trimmed or not)."""
         messages = self.prompt.messages(paper, released)
         if self.model.n_ctx is None:  # a server: it holds the context and rejects what does not fit
             return messages, None
