@@ -27,6 +27,9 @@ def test_shipped_prompts_render_a_shared_prefix(name):
     ("tasks, \\eg ASR, \\ie speech", "tasks, e.g. ASR, i.e. speech"),
     ("$\\alpha$-blending at $O(n^{2})$ for $x_{i}$ and $k$", "α-blending at O(n^2) for xi and k"),
     ("\\textbf{\\emph{Fast}}LLM uses 5\\textmu s", "FastLLM uses 5µ s"),
+    # BibTeX-style groups (MetaMath's abstract: the model copied the braces), not escaped braces or a script
+    ("a dataset called {MetaMathQA}, beats {GPT-3.5-Turbo}.", "a dataset called MetaMathQA, beats GPT-3.5-Turbo."),
+    ("the set \\{a, b\\} and x^{2}", "the set {a, b} and x^{2}"),
     # Not LaTeX, left as written: money, a per cent sign, a tilde, an unknown command, a lone dollar.
     ("costs $5 and $10, 20% of it, ~10x, C:\\Users, a $ b $ c", "costs $5 and $10, 20% of it, ~10x, C:\\Users, a $ b $ c"),
 ])

@@ -1,7 +1,7 @@
 """LaTeX fragments in titles and abstracts, as the plain text a reader (and a small model) reads.
 
 arXiv abstracts are plain text with a little LaTeX: `$360^\\circ$`, `$\\times$`, `\\eg`,
-`\\textmu`. Shown to Qwen2.5-Coder 1.5B as they are, they came back garbled (`$360^"}$`). A full
+`\\textmu`, `{MetaMathQA}`. Shown to Qwen2.5-Coder 1.5B as they are, they came back garbled (`$360^"}$`). A full
 LaTeX parser (pylatexenc) was tried on paper and rejected: it reads the rest of an abstract as
 LaTeX too, so an unescaped "20% of" starts a comment that swallows the line and "~10x" becomes a
 space. This converts only what is LaTeX for sure: `$…$` spans and backslash commands it knows;
@@ -30,14 +30,21 @@ COMMAND = re.compile(r"\\(?:([A-Za-z]+)\b|([%&_#${},;!]))")
 WRAPPED = re.compile(r"\\(?:" + "|".join(WRAPPERS) + r")\s*\{([^{}]*)\}")
 # Math: no space just inside the dollars, and markup or a short symbol inside ("$5 and $10" is money).
 MATH = re.compile(r"(?<!\\)\$(?=\S)((?:[^$]{0,200}?[\\^_{][^$]{0,200}?)|[^$\s]{1,3})(?<=\S)(?<!\\)\$")
+# A bare group, braces that only keep a word's capitals in BibTeX style: MetaMath's abstract writes
+# "{MetaMathQA}", "{MetaMath-70B}" and "{GPT-3.5-Turbo}", and Qwen2.5-Coder 1.5B copied the braces
+# into its 主要工作 and 亮点 ("生成了一个新的数据集 {MetaMathQA}", stop 44's bench, seed 7).
+# LaTeX prints the text alone. Not after a letter, digit, backslash, ^ or _ (a command's or a
+# script's argument) or a dollar (${name} is a template's); not around a dollar, a backslash or
+# another brace (\{x\} prints braces).
+GROUP = re.compile(r"(?<![\\\w^_$])\{([^{}$\\]{1,80})\}")
 
 
 def latex_to_text(text: str) -> str:
     """`text` with its `$…$` spans and known LaTeX commands turned into Unicode; the rest untouched."""
-    if "\\" not in text and "$" not in text:
+    if "\\" not in text and "$" not in text and "{" not in text:
         return text
     text = MATH.sub(lambda m: _math(m.group(1)), text)
-    return _commands(text)
+    return _commands(GROUP.sub(r"\1", text))  # before the commands: an escaped \{ stays a brace
 
 
 def _math(body: str) -> str:
