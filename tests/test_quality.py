@@ -574,6 +574,30 @@ def test_a_plain_mistranslation_is_put_right_in_the_prose_where_the_paper_uses_t
     assert repair(lies, lmdx).highlights == lies.highlights  # a paper that does not say hallucination
 
 
+def test_audio_is_not_speech_where_the_paper_has_no_speech():
+    from localdigest.review.checks import repair
+
+    # FoleyGen's visual-to-audio generation, as Qwen 1.5B wrote it in every bench run (语音 is speech)
+    foley = ("FoleyGen: Visually-Guided Audio Generation\n"
+             "We introduce FoleyGen, an open-domain video-to-audio (V2A) generation system built on a language "
+             "modeling paradigm. An off-the-shelf neural audio codec converts waveforms to discrete tokens.")
+    keywords = [{"en": "FoleyGen", "zh": "FoleyGen"}, {"en": "Visual-to-audio (V2A) Generation", "zh": "视觉到语音 (V2A) 生成"},
+                {"en": "Neural Audio Codec", "zh": "神经音频编码器"}, {"en": "Generative Modeling", "zh": "生成模型"},
+                {"en": "Speech and Audio", "zh": "语音和音频"}]
+    written = review(highlights="FoleyGen 在视频到语音 (V2A) 生成任务中表现优异。", keywords=keywords,
+                     scores={**valid_dict()["scores"], "recommendation": {"reason": "推荐给需要进行视频到语音生成的工程师。", "score": 4}})
+    fixed = repair(written, foley)
+    assert fixed.highlights == "FoleyGen 在视频到音频 (V2A) 生成任务中表现优异。"
+    assert fixed.recommendation.reason == "推荐给需要进行视频到音频生成的工程师。"
+    # the keywords: audio, and the field's terms for codec (编码器 is encoder) and generative modeling
+    # (生成模型 is generative model); a keyword that says speech keeps 语音
+    assert [k.zh for k in fixed.keywords][1:] == ["视觉到音频 (V2A) 生成", "神经音频编解码器", "生成建模", "语音和音频"]
+    # A paper about speech keeps 语音 in its prose, and a paper that does not say audio is not touched.
+    speech = "End-to-End Speech Recognition Contextualization\nWe feed audio features to an LLM for speech recognition."
+    assert repair(written, speech).highlights == written.highlights
+    assert repair(written, PAPER).recommendation.reason == written.recommendation.reason
+
+
 def test_an_english_keyword_cut_mid_word_at_its_cap_ends_at_its_last_whole_word():
     from localdigest.review.checks import repair
     from localdigest.review.schema import MAX_CHARS

@@ -44,6 +44,9 @@ _GLOSSARY = {
     "MLLM": ("多模态大型语言模型", ()),
     "language modeling": ("语言建模", ("语言 modeling",)),
     "language modelling": ("语言建模", ("语言 modelling",)),
+    # 生成模型 is "generative model": DreamLLM's "Generative Modeling" at both seeds of stop 44's bench.
+    "generative modeling": ("生成建模", ()),
+    "generative modelling": ("生成建模", ()),
     # 假话 ("lies"): Chain-of-Verification's reviews at both bench seeds (stop 38), 11 times.
     "hallucination": ("幻觉", ("虚假信息", "假事实", "假象", "错觉", "假话")),
     # "新的状态机" first: it is "a new state of the art" (LMDX's 亮点 at both bench seeds, stop 30:
@@ -75,6 +78,8 @@ _GLOSSARY = {
     "domain adaptation": ("领域适应", ()),
     "attention mechanism": ("注意力机制", ()),
     "speech recognition": ("语音识别", ()),
+    # 编码器 is "encoder": FoleyGen's "Neural Audio Codec" at seed 7 of stop 44's bench.
+    "codec": ("编解码器", ("编码器",)),
     "machine translation": ("机器翻译", ()),
     "semantic segmentation": ("语义分割", ()),
     "object detection": ("目标检测", ()),
@@ -90,6 +95,17 @@ WRONG_IN_PROSE = {"state of the art": None, "skip connection": None, "binary cla
                   "hallucination": ("假话",)}
 # A variant whose right spelling in a sentence is not the keyword's term.
 PROSE_SPELLING = {"新的状态机": "新的最先进水平"}
+# 语音 is speech, 音频 any sound. Qwen2.5-Coder 1.5B wrote 语音 for "audio" where the paper has no
+# speech in it: FoleyGen's visual-to-audio generation was 视频到语音 / 视觉到语音 in all 10 of its
+# reviews over stops 41-44's bench runs (prose and keyword), Auto-ACD's audio-language learning
+# 语音语言表示学习 (stop 44, seed 7). In a keyword whose English says audio and not speech, and in
+# the prose of a paper that says audio and never speech, 语音 is 音频.
+AUDIO = re.compile(r"\baudio", re.IGNORECASE)
+SPEECH = re.compile(r"speech|spoken|voice|speaker|utteranc|phonem|\bASR\b|\bTTS\b", re.IGNORECASE)
+
+
+def _audio_not_speech(text: str) -> bool:
+    return bool(AUDIO.search(text)) and not SPEECH.search(text)
 
 
 def standard_terms(review: Review) -> Review:
@@ -117,6 +133,8 @@ def _standard(keyword: Keyword) -> str:
     # "Generative Large Language Models" written 生成语言模型: the Chinese lost "large".
     if re.search(r"\blarge language model\b", en) and "大型语言模型" not in zh:
         zh = zh.replace("语言模型", "大型语言模型", 1)
+    if _audio_not_speech(keyword.en):
+        zh = zh.replace("语音", "音频")
     return zh
 
 
@@ -126,6 +144,8 @@ def standard_prose(paper_text: str) -> Callable[[str], str]:
     used = f" {normalise_keyword(paper_text)} "
     fixes = [(variant, PROSE_SPELLING.get(variant, GLOSSARY[term][0])) for term, wrong in WRONG_IN_PROSE.items()
              if f" {term} " in used for variant in (GLOSSARY[term][1] if wrong is None else wrong)]
+    if _audio_not_speech(paper_text):
+        fixes.append(("语音", "音频"))
 
     def fix(text: str) -> str:
         for variant, standard in fixes:
