@@ -253,3 +253,57 @@ def test_closed_sentences_cost_no_step_on_the_real_decoder(tiny_gguf):
         return completion.completion_tokens - completion.forced_tokens  # sampled: one step each
 
     assert answer(capped) == answer(plain) - 3  # the three reasons' closing quotes
+
+
+def test_keywords_known_before_they_are_written_are_forced_with_the_text_around_them():
+    """The Chinese of the paper's name and of a glossary term (review.terms.keyword_values): the review
+    stage would write them there anyway, so they come with the schema's fixed text."""
+    from localdigest.review.terms import keyword_values
+
+    skeleton = Skeleton.from_schema(load_prompt().schema(), known=keyword_values("LongLoRA"))
+    summary = '{"main_work": "本文提出。它很好。", "highlights": "亮点。"'
+    assert skeleton.forced(summary) == ', "keywords": [{"en": "'  # the English is the model's
+    named = summary + ', "keywords": [{"en": "LongLoRA"'
+    assert skeleton.forced(named) == ', "zh": "LongLoRA"}, {"en": "'
+    first = named + ', "zh": "LongLoRA"}, {"en": "Large Language Models"'
+    assert skeleton.forced(first) == ', "zh": "大型语言模型"}, {"en": "'
+    assert skeleton.forced(first + ', "zh": "大型语') == '言模型"}, {"en": "'  # the rest of a span cut short
+    # Not a term an earlier keyword has (the duplicate check would flag it), nor one the answer left:
+    # what follows it is still forced.
+    assert skeleton.forced(first + ', "zh": "大型语言模型"}, {"en": "LLMs"') == ', "zh": "'
+    assert skeleton.forced(first + ', "zh": "大语言模型"}, {"en": "Fine-tuning"') == ', "zh": "微调"}, {"en": "'
+    # Without a name, the name's Chinese is the model's.
+    assert Skeleton.from_schema(load_prompt().schema(), known=keyword_values(None)).forced(named) == ', "zh": "'
+    # The review stage gives each paper's format its name; papers decoded together share no name.
+    from localdigest.review.pipeline import for_papers
+
+    longlora, other = Paper("2309.1", "LongLoRA: Long contexts", "We present LongLoRA."), Paper("2309.2", "Other", "A.")
+    base = AnswerFormat("root ::= x", load_prompt().schema())
+    assert for_papers(base, [longlora]).known_values("keywords.3.zh", {"keywords.3.en": "LongLoRA"}) == "LongLoRA"
+    assert for_papers(base, [longlora, other]).known_values("keywords.3.zh", {"keywords.3.en": "LongLoRA"}) is None
+
+
+def test_known_keywords_cost_no_step_on_the_real_decoder(tiny_gguf):
+    """One answer the grammar allows (as in the closed-sentences test), with and without known values:
+    the same text, fewer steps."""
+    import dataclasses
+
+    from localdigest.review.terms import keyword_values
+
+    keywords = [("LongLoRA", "LongLoRA"), ("Large Language Models", "大型语言模型"), ("Context", "上下文"),
+                ("Fine-tuning", "微调"), ("Attention", "注意力")]
+    text = json.dumps({"main_work": MAIN_WORK, "highlights": "亮点！", "keywords": [{"en": e, "zh": z} for e, z in keywords],
+                       "scores": {dimension: {"reason": "好！", "score": 3} for dimension in
+                                  ("practicality", "innovation", "recommendation")}}, ensure_ascii=False)
+    model, _answer = two_at_a_time(tiny_gguf)
+    plain = AnswerFormat("root ::= " + json.dumps(text, ensure_ascii=False), REVIEW_SCHEMA)
+    known = dataclasses.replace(plain, known_values=keyword_values("LongLoRA"))
+    conversation = load_prompt().messages(Paper("2309.1", "LongLoRA: Long contexts", "We present LongLoRA."))
+
+    def steps(answer_format):
+        todo = [Request(conversation, answer_format, seed=3)]
+        (_tag, completion), = model.complete_stream(lambda: todo.pop() if todo else None)
+        assert completion.text == text
+        return completion.completion_tokens - completion.forced_tokens
+
+    assert steps(known) <= steps(plain) - sum(map(model.count_tokens, ("LongLoRA", "大型语言模型", "微调")))

@@ -3,7 +3,7 @@ and the small protocol the review stage talks to (local llama.cpp or an inferenc
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Protocol, runtime_checkable
 
 from localdigest.errors import ModelError
@@ -75,6 +75,11 @@ class AnswerFormat:
     copy_sources: tuple[str, ...] = ()
     copy_allowed: str = ""
     copy_run: float = 0.0
+    # known(path, the string values closed before it, by path): a value the caller knows before the
+    # model writes it ("keywords.0.zh" of "Large Language Models": the review stage would put its
+    # standard term there anyway), or None. A local model fast-forwarding appends it unsampled with
+    # the schema's fixed text around it (llm.forced.Skeleton.known); a server samples it.
+    known_values: Callable[[str, dict[str, str]], str | None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ forced token is checked against it before it is appended (localdigest.llm.batch)
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 STRING, NUMBER = "string", "number"  # the kinds of free value
 # review.schema's sentence marks, spelled once more for this layer, which does not import the review
@@ -30,13 +31,17 @@ class Skeleton:
     # (key, characters, sentences): a string value under that key that has ended that many sentences
     # with at least so many characters is closed there (AnswerFormat.sentence_caps and floors).
     closes: tuple[tuple[str, int, int], ...] = ()
+    # known(path, the values closed before it, by path): a string value the answer's format already
+    # knows (AnswerFormat.known_values), forced like the literal text around it; None: the model's.
+    known: Callable[[str, dict[str, str]], str | None] | None = field(default=None, compare=False)
 
     @classmethod
-    def from_schema(cls, schema: dict, closes: tuple[tuple[str, int, int], ...] = ()) -> "Skeleton":
+    def from_schema(cls, schema: dict, closes: tuple[tuple[str, int, int], ...] = (),
+                    known: Callable[[str, dict[str, str]], str | None] | None = None) -> "Skeleton":
         parts: list[str] = [""]
         paths: list[str] = []
         _walk(schema, parts, paths, "")
-        return cls(tuple(parts), tuple(paths), tuple(closes))
+        return cls(tuple(parts), tuple(paths), tuple(closes), known)
 
     def position(self, field: str) -> int:
         """The index of `field`'s first free value ("scores" -> the practicality reason's); 0, the
@@ -78,35 +83,64 @@ class Skeleton:
             if pos is None or pos == len(text):  # not closed yet
                 return found
             if part == STRING:
-                opening = self.parts[index - 1].rsplit('"', 1)[1]
-                try:
-                    found[self.paths[index // 2]] = opening + json.loads(f'"{text[begin:pos]}"')
-                except ValueError:  # not JSON's text: nothing from here on is read
+                value = self._read(index, text[begin:pos])
+                if value is None:  # not JSON's text: nothing from here on is read
                     return found
+                found[self.paths[index // 2]] = value
         return found
 
     def forced(self, text: str) -> str:
         """What must follow `text` (an answer so far) before the model has a choice again; "" when it
-        has one now, or when `text` does not follow the skeleton (then nothing is assumed)."""
-        pos, closed = 0, False
+        has one now, or when `text` does not follow the skeleton (then nothing is assumed). A value
+        `known` gives is forced with the literals around it, so one span can run over several."""
+        pos, closed, values = 0, False, {}
+        out = None  # once `text` is used up: what is forced from there
         for index, part in enumerate(self.parts):
-            if index % 2 == 0:  # a literal
-                if closed:  # the value before it can only close: all of it, from its closing quote
-                    return part.replace(OPTIONAL_SPACE, " ")
-                matched, pos = _match_literal(part, text, pos)
-                if matched is None:
-                    return ""
-                if pos == len(text):
-                    return part[matched:].replace(OPTIONAL_SPACE, " ")
-            else:
-                end = _string_end(text, pos) if part == STRING else _number_end(text, pos)
-                if end is None and part == STRING and self._closed(index, text[pos:]):
-                    closed = True
+            known = self._known(index, values) if index % 2 else None
+            literal = part if index % 2 == 0 else known and known[1]
+            if literal is not None:
+                if out is not None or closed:  # the value before can only close: all of it, from its closing quote
+                    out, closed = (out or "") + literal.replace(OPTIONAL_SPACE, " "), False
+                    if known:  # read as a value by what follows
+                        values[self.paths[index // 2]] = known[0]
                     continue
-                if end is None or end == len(text):  # a number at the end: "4" may still become "4.5"
+                matched, at = _match_literal(literal, text, pos)
+                if matched is not None:
+                    pos = at
+                    if known:
+                        values[self.paths[index // 2]] = known[0]
+                    if pos == len(text):
+                        out = literal[matched:].replace(OPTIONAL_SPACE, " ")
+                    continue
+                if not known:
                     return ""
-                pos = end
-        return ""
+                # a known value the answer did not take (the grammar refused a token of it): the model's
+            if out is not None:  # the model's value comes next
+                return out
+            end = _string_end(text, pos) if part == STRING else _number_end(text, pos)
+            if end is None and part == STRING and self._closed(index, text[pos:]):
+                closed = True
+                continue
+            if end is None or end == len(text):  # a number at the end: "4" may still become "4.5"
+                return ""
+            if part == STRING and self.known is not None:
+                values[self.paths[index // 2]] = self._read(index, text[pos:end])
+            pos = end
+        return out or ""
+
+    def _known(self, index: int, values: dict[str, str]) -> tuple[str, str] | None:
+        """The free value at parts[index] and its JSON text (no quotes), if `known` gives it."""
+        if self.known is None or self.parts[index] != STRING:
+            return None
+        value = self.known(self.paths[index // 2], values)
+        return None if not value else (value, json.dumps(value, ensure_ascii=False)[1:-1])
+
+    def _read(self, index: int, written: str) -> str | None:
+        """A closed string value as JSON reads it, with the opening words its pattern forces."""
+        try:
+            return self.parts[index - 1].rsplit('"', 1)[1] + json.loads(f'"{written}"')
+        except ValueError:
+            return None
 
     def _closed(self, index: int, written: str) -> bool:
         """Whether the string value at parts[index], `written` so far (JSON text), can only close now:

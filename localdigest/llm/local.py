@@ -184,7 +184,7 @@ class LocalModel:
         try:
             return Skeleton.from_schema(answer_format.json_schema,
                                         closes=tuple((key, 0, most) for key, most in answer_format.sentence_caps)
-                                        + answer_format.floors)
+                                        + answer_format.floors, known=answer_format.known_values)
         except (ValueError, KeyError):  # a schema shape with free choices between values: sample it all
             return None
 

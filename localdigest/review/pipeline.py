@@ -18,6 +18,7 @@ from localdigest.review.cache import ReviewCache, review_key
 from localdigest.review.grammar import schema_to_gbnf
 from localdigest.review.prompts import PromptTemplate
 from localdigest.review.schema import FLOORS, PROSE, Review
+from localdigest.review.terms import keyword_values
 from localdigest.sources.papers import Paper
 
 BASE_SEED = 42
@@ -369,11 +370,14 @@ def check_review(paper: Paper, review: Review, examples: list[quality.Example]) 
 def for_papers(answer_format: AnswerFormat, papers: list[Paper], examples: Sequence[quality.Example] = ()) -> AnswerFormat:
     """The format with the lower-case names these papers spell allowed in its Chinese fields, no
     claim of code unless one of them announces code, none of the worked `examples`' Chinese keywords
-    the papers have no English for, and their own text free to quote where an example has it too
-    (one format per batch: the papers decoded together share it)."""
+    the papers have no English for, their own text free to quote where an example has it too, and
+    the keywords known before they are written (terms.keyword_values; the paper's name only for one
+    paper): one format per batch, the papers decoded together share it."""
     text = "\n".join(map(paper_text, papers))
+    name = quality.paper_name(papers[0].title, papers[0].abstract) if len(papers) == 1 else None
     return replace(answer_format, english_words=quality.english_words(text), copy_allowed=text,
-                   avoid=quality.never_write(text) + quality.example_terms(list(examples), text))
+                   avoid=quality.never_write(text) + quality.example_terms(list(examples), text),
+                   known_values=keyword_values(name))
 
 
 def paper_text(paper: Paper) -> str:
