@@ -1,11 +1,11 @@
 """LaTeX fragments in titles and abstracts, as the plain text a reader (and a small model) reads.
 
 arXiv abstracts are plain text with a little LaTeX: `$360^\\circ$`, `$\\times$`, `\\eg`,
-`\\textmu`, `{MetaMathQA}`. Shown to Qwen2.5-Coder 1.5B as they are, they came back garbled (`$360^"}$`). A full
-LaTeX parser (pylatexenc) was tried on paper and rejected: it reads the rest of an abstract as
-LaTeX too, so an unescaped "20% of" starts a comment that swallows the line and "~10x" becomes a
-space. This converts only what is LaTeX for sure: `$…$` spans and backslash commands it knows;
-everything else is left as it was.
+`\\textmu`, `{MetaMathQA}`. Shown to Qwen2.5-Coder 1.5B as they are, they came back garbled
+(`$360^"}$`). A full LaTeX parser (pylatexenc) was tried on paper and rejected: it reads the rest
+of an abstract as LaTeX too, so an unescaped "20% of" starts a comment that swallows the line and
+"~10x" becomes a space. This converts only what is LaTeX for sure: `$…$` spans, backslash
+commands it knows and bare groups; everything else is left as it was.
 """
 
 import re
@@ -40,7 +40,8 @@ GROUP = re.compile(r"(?<![\\\w^_$])\{([^{}$\\]{1,80})\}")
 
 
 def latex_to_text(text: str) -> str:
-    """`text` with its `$…$` spans and known LaTeX commands turned into Unicode; the rest untouched."""
+    """`text` with its `$…$` spans and known LaTeX commands turned into Unicode and its bare groups
+    into their text; the rest untouched."""
     if "\\" not in text and "$" not in text and "{" not in text:
         return text
     text = MATH.sub(lambda m: _math(m.group(1)), text)
