@@ -120,6 +120,29 @@ def test_problems_a_reader_would_see_are_named_and_mild(changes, expected):
     assert found[0].field == fields.get(expected, "main_work")
 
 
+def test_a_reason_built_on_a_worked_examples_sentence_is_flagged():
+    """The learning-rate example's innovation reason with this paper's words in its gaps, as Qwen 1.5B
+    wrote it in bench reviews (runs of 4-7 characters: under the copy check's 10)."""
+    survey = ("Multimodal Foundation Models: From Specialists to General-Purpose Assistants\n"
+              "This paper presents a comprehensive survey of the taxonomy and evolution of multimodal foundation models.")
+    framed = [("与已有工作相比，本文只在五个核心话题上比较了它们。", survey),
+              ("与已有工作相比，SlimPajama 是一个去重的数据集，本文只在六个数据集上比较了它们。",
+               "SlimPajama-DC: Understanding Data Combinations for LLM Training\nWe study data combinations."),
+              ("与已有工作相比，优势模型和选择性复习都是常见做法，本文只针对 RLHF 进行了创新。",
+               "Stabilizing RLHF through Advantage Model and Selective Rehearsal\nWe propose two methods.")]
+    for reason, paper in framed:
+        scores = {**valid_dict()["scores"], "innovation": {"score": 2, "reason": reason}}
+        found = [p for p in problems(review(scores=scores), default_examples(), paper) if "example's sentence" in p.text]
+        assert len(found) == 1 and found[0].field == "scores.innovation" and not found[0].ask_again, reason
+        assert "本文只" in found[0].text and not found[0].severe
+    # Common words an example's reason also has are no frame, nor a reason of the paper's own.
+    for name, reason in (("recommendation", "推荐给需要减少幻觉的大型语言模型的研究者和开发者。"),
+                         ("recommendation", "推荐给需要解决数学问题的工程师，特别是那些希望使用开源 LLMs 的工程师。"),
+                         ("innovation", "与已有工作相比，LongLoRA 把稀疏局部注意力只用于微调，推理时仍用全注意力。")):
+        scores = {**valid_dict()["scores"], name: {"score": 4, "reason": reason}}
+        assert not [p for p in problems(review(scores=scores), default_examples(), survey) if "example's sentence" in p.text]
+
+
 @pytest.mark.parametrize("main_work", [
     "本文把 LLaMA2 70 亿参数模型的上下文扩展到 100k。",  # right: 7B is 70 亿
     "本文把 LLaMA2 7B 的上下文扩展到 100k，把 700 亿参数的 LLaMA2 扩展到 32k。",  # 700 亿 is 70B, and not 7 亿
