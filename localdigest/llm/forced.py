@@ -97,18 +97,16 @@ class Skeleton:
         out = None  # once `text` is used up: what is forced from there
         for index, part in enumerate(self.parts):
             known = self._known(index, values) if index % 2 else None
+            if known:  # read as a value by what follows (the answer's own, if it leaves it, replaces it below)
+                values[self.paths[index // 2]] = known[0]
             literal = part if index % 2 == 0 else known and known[1]
             if literal is not None:
                 if out is not None or closed:  # the value before can only close: all of it, from its closing quote
                     out, closed = (out or "") + literal.replace(OPTIONAL_SPACE, " "), False
-                    if known:  # read as a value by what follows
-                        values[self.paths[index // 2]] = known[0]
                     continue
                 matched, at = _match_literal(literal, text, pos)
                 if matched is not None:
                     pos = at
-                    if known:
-                        values[self.paths[index // 2]] = known[0]
                     if pos == len(text):
                         out = literal[matched:].replace(OPTIONAL_SPACE, " ")
                     continue
