@@ -276,6 +276,32 @@ def test_a_sentence_the_grammar_stopped_at_its_cap_ends_at_its_last_clause_inste
     assert repair(review(highlights=text), PAPER).highlights == repaired
 
 
+def test_a_whole_sentence_a_repair_lengthens_past_its_cap_is_not_cut_and_a_cache_hit_shows_the_same():
+    """DreamLLM's 主要工作 at stop 46's seed 42: a 138-character second sentence opening "梦LLM",
+    142 once the name is written back. Read as cut at its cap, it was flagged where it was written,
+    and its second principle was cut away when the cache entry was read (repair runs again)."""
+    from localdigest.review.checks import repair
+
+    paper = ("DreamLLM: Synergistic Multimodal Comprehension and Creation\n"
+             "This paper presents DreamLLM, a learning framework that first achieves versatile Multimodal Large "
+             "Language Models. DreamLLM operates on two fundamental principles.")
+    second = ("梦LLM遵循两个基本原则：第一，在原始多模态空间中直接采样生成语言和图像，避免外部特征提取器 CLIP 带来的信息丢失；"
+              "第二，生成原始的交错文档，同时建模文本和图像内容以及无结构的布局，从而有效地学习所有条件、边缘和联合多模态分布")
+    second += "，在多模态理解和文本到图像生成任务上得到验证。"
+    shape = PROSE["main_work"]
+    assert len(second) == shape.sentence_chars - 2  # one short of where the grammar would have ended it
+    written = review(main_work="本文提出学习框架 DreamLLM，统一多模态理解与生成。" + second)
+    repaired = repair(written, paper)
+    assert "DreamLLM遵循" in repaired.main_work and "第二" in repaired.main_work
+    assert len(repaired.main_work.split("。")[1]) + 1 > shape.sentence_chars  # longer than any answer's
+    assert not cut_off(repaired.main_work, shape)
+    assert not [p for p in problems(repaired, default_examples(), paper) if "cut off" in p.text]
+    assert repair(repaired, paper) == repaired
+    # A sentence the grammar did stop at its cap is still read as cut, with or without its last character.
+    for length in (shape.sentence_chars - 1, shape.sentence_chars):
+        assert cut_off("本文" + "它" * (length - 3) + "。", shape)
+
+
 @pytest.mark.parametrize("title, name", [
     ("Boolformer: Symbolic Regression of Logic Functions with Transformers", "Boolformer"),
     ("BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model", "BTLM-3B-8K"),

@@ -597,7 +597,7 @@ def end_at_clause(text: str, shape) -> str:
     sentences = re.findall(f"[^{SENTENCE_END}]*[{SENTENCE_END}]", text)
     done = ""
     for sentence in sentences:
-        if len(sentence) < shape.sentence_chars - 1:
+        if not at_cap(sentence, shape):
             done += sentence
             continue
         body = sentence[:-1]
@@ -749,7 +749,17 @@ def cut_off(text: str, shape) -> bool:
     the text does not end a sentence at all (a server's answer, a cache entry)."""
     sentences = re.findall(f"[^{SENTENCE_END}]*[{SENTENCE_END}]", text)
     return text[-1] not in SENTENCE_END or len(sentences) > shape.sentences \
-        or any(len(sentence) >= shape.sentence_chars - 1 for sentence in sentences)
+        or any(at_cap(sentence, shape) for sentence in sentences)
+
+
+def at_cap(sentence: str, shape) -> bool:
+    """Whether a sentence (its closing mark included) is as long as the grammar lets one be, give or
+    take its last character: where it had to end it. Not a longer one: no answer has one, so a
+    repair after the answer lengthened a complete sentence. Read as cut, DreamLLM's 主要工作 (stop 46,
+    seed 42: "梦LLM遵循两个基本原则：第一，…；第二，…分布。", 138 characters, 142 once name_kept wrote
+    DreamLLM back) was flagged as cut off where it was generated, and its second principle was cut
+    away when the cache entry was read (repair runs again on every hit): the two digests differed."""
+    return shape.sentence_chars - 1 <= len(sentence) <= shape.sentence_chars
 
 
 def example_of(review: Review) -> Example:
