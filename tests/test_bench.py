@@ -84,6 +84,12 @@ def test_untranslated_words_leave_out_names_and_kept_words():
                                                             "见 huggingface.co/openBA 与 GitHub。" + "补充说明。" * 20,
                                "highlights": "它减少 hallucinations，即 Q-functions 的 2.8x 提升，超过零-shot。"})
     assert untranslated_words(review, paper) == ["plausible", "hallucinations", "shot"]
+    # The paper's name with other capitals inside is the name (stop 46, seed 2: the abstract's
+    # "Huggingface Transformers Library"); not with another first letter, nor a Capitalised common word.
+    paper = "OpenBA: An Open-sourced Model\nThe code follows the Huggingface Transformers Library."
+    review = Review.from_dict({**valid_dict(), "main_work": "本文的模型可从 HuggingFace Transformers 库中直接使用，"
+                                                            "而 huggingface 写法和 Backbone 都不是名字。" + "补充说明。" * 20})
+    assert untranslated_words(review, paper) == ["huggingface", "Backbone"]
 
 
 def test_reference_free_flags_identical_scores_and_duplicates():
