@@ -300,6 +300,13 @@ def test_a_whole_sentence_a_repair_lengthens_past_its_cap_is_not_cut_and_a_cache
     # A sentence the grammar did stop at its cap is still read as cut, with or without its last character.
     for length in (shape.sentence_chars - 1, shape.sentence_chars):
         assert cut_off("本文" + "它" * (length - 3) + "。", shape)
+    # And cut at its last clause before a repair lengthens it: OpenBA's "380B参数" is "380B tokens".
+    openba = "OpenBA: An Open-sourced 15B Bilingual Asymmetric seq2seq Model\nOpenBA is trained on only 380B tokens."
+    long = "OpenBA 仅使用 380B参数就在多个基准上超过了更大的模型，" + "并且在中文和英文任务上都表现出色，" * 8
+    stopped = long[:shape.sentence_chars - 2] + "。"  # what the grammar forces at the cap
+    highlights = repair(review(highlights=stopped), openba).highlights
+    assert highlights == "OpenBA 仅使用 380B tokens就在多个基准上超过了更大的模型，" + "并且在中文和英文任务上都表现出色，" * 5 \
+        + "并且在中文和英文任务上都表现出色。"
 
 
 @pytest.mark.parametrize("title, name", [

@@ -355,8 +355,8 @@ class NumberChecks:
     def early_problems(self, values: dict[str, str]) -> list[Problem]:
         """What problems() would find in an answer's first prose fields, `values` (path -> text, as
         written: "main_work", "scores.innovation.reason"), before the rest is written: the number
-        checks, on the text as repair() would leave it (numbers written back, a sentence cut at its
-        cap ended at its last clause; the other repairs touch no number). Only the first such field's
+        checks, on the text as repair() would leave it (a sentence cut at its cap ended at its last
+        clause, then numbers written back; the other repairs touch no number). Only the first such field's
         problem, as problems() reports it.
 
         Why: an answer that misreads a number is asked again from that field, so whatever the model
@@ -366,9 +366,9 @@ class NumberChecks:
             name = path if path in PROSE_FIELDS else _prose_name(path)
             if name is None:
                 continue
+            text = end_at_clause(text, PROSE[path] if path in PROSE_FIELDS else PROSE["reason"])
             for pattern, back in self._fixes:
                 text = pattern.sub(back, text)
-            text = end_at_clause(text, PROSE[path] if path in PROSE_FIELDS else PROSE["reason"])
             if found := self.problem(name, text):
                 return [found]
         return []
@@ -410,7 +410,9 @@ def repair(review: Review, paper_text: str) -> Review:
     own name, and the paper's own name among its keywords and not half translated in the prose
     (`paper_text` starts with the title line)."""
     title, _, abstract = paper_text.partition("\n")
-    fixed = _each_prose(fix_counted(fix_numbers(review, paper_text), paper_text), end_at_clause)
+    # The clause cut first, on the sentences as the grammar ended them: every repair after it may
+    # change a sentence's length (at_cap), "380B参数" -> "380B tokens" as much as 梦LLM -> DreamLLM.
+    fixed = fix_counted(fix_numbers(_each_prose(review, end_at_clause), paper_text), paper_text)
     standard = standard_prose(paper_text)
     fixed = _each_prose(fixed, lambda text, _shape: standard(text))
     keywords = whole_word_keywords(untranslated_keywords(_each_prose(fixed, without_tautology)), paper_text)
