@@ -309,6 +309,30 @@ def test_a_whole_sentence_a_repair_lengthens_past_its_cap_is_not_cut_and_a_cache
         + "并且在中文和英文任务上都表现出色。"
 
 
+def test_repair_leaves_its_own_work_as_it_is_on_real_answers():
+    """A cache hit is repaired again (entries written before a repair get it), so a repaired review
+    must come back unchanged, or the cached digest is not the one first shown (DreamLLM above).
+    The 26 reviews Qwen2.5-Coder 1.5B wrote for the bench papers (stop 45, seed 42), as stored, and
+    DreamLLM's from stop 46's tried prompt as the model wrote it ("梦LLM遵循…"), which a second
+    repair cut at a clause before checks.at_cap."""
+    import json
+
+    from conftest import BENCH_DATA
+    from localdigest.review.checks import repair
+    from localdigest.review.pipeline import paper_text
+    from localdigest.sources.feeds import load_feeds
+
+    papers = {paper.title: paper for day in ("2023-09-20", "2023-09-21", "2023-09-22")
+              for paper in load_feeds([str(BENCH_DATA / "papers" / f"{day}.json")]).papers}
+    stored = json.loads((BENCH_DATA.parents[1] / "tests" / "fixtures" / "qwen1.5b_reviews_seed42.json")
+                        .read_text(encoding="utf-8"))
+    assert len(stored) == 27
+    for entry in stored:
+        text = paper_text(papers[entry["title"]])
+        once = repair(Review.from_dict(entry["review"]), text)
+        assert repair(once, text) == once, entry["title"]
+
+
 @pytest.mark.parametrize("title, name", [
     ("Boolformer: Symbolic Regression of Logic Functions with Transformers", "Boolformer"),
     ("BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model", "BTLM-3B-8K"),
