@@ -317,15 +317,14 @@ def test_repair_leaves_its_own_work_as_it_is_on_real_answers():
     repair cut at a clause before checks.at_cap."""
     import json
 
-    from conftest import BENCH_DATA
+    from conftest import BENCH_DATA, FIXTURES
     from localdigest.review.checks import repair
     from localdigest.review.pipeline import paper_text
     from localdigest.sources.feeds import load_feeds
 
     papers = {paper.title: paper for day in ("2023-09-20", "2023-09-21", "2023-09-22")
               for paper in load_feeds([str(BENCH_DATA / "papers" / f"{day}.json")]).papers}
-    stored = json.loads((BENCH_DATA.parents[1] / "tests" / "fixtures" / "qwen1.5b_reviews_seed42.json")
-                        .read_text(encoding="utf-8"))
+    stored = json.loads((FIXTURES / "qwen1.5b_reviews_seed42.json").read_text(encoding="utf-8"))
     assert len(stored) == 27
     for entry in stored:
         text = paper_text(papers[entry["title"]])

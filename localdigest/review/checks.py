@@ -590,13 +590,16 @@ def _each_prose(review: Review, fix) -> Review:
                    highlights=fix(review.highlights, PROSE["highlights"]), **scores)
 
 
+WHOLE_SENTENCE = re.compile(f"[^{SENTENCE_END}]*[{SENTENCE_END}]")  # with its closing mark: as at_cap counts it
+
+
 def end_at_clause(text: str, shape) -> str:
     """`text` up to the first sentence that ran into its cap, that sentence ended at its last clause
     mark (；： first, else ，、) with 。; what followed it (a fragment the grammar forced into a new sentence) goes.
 
     Measured on Qwen2.5-Coder 1.5B, 26 papers: 19% of reviews had such a sentence, e.g. a 亮点 ending
     "…基准 GSM8。和 MATH 上都优于…"; asked again, the model wrote as long a sentence again."""
-    sentences = re.findall(f"[^{SENTENCE_END}]*[{SENTENCE_END}]", text)
+    sentences = WHOLE_SENTENCE.findall(text)
     done = ""
     for sentence in sentences:
         if not at_cap(sentence, shape):
@@ -749,7 +752,7 @@ def _chinese_numeral(value: str) -> str | None:
 def cut_off(text: str, shape) -> bool:
     """Whether a sentence of the text ran into its length cap (the grammar then had to end it), or
     the text does not end a sentence at all (a server's answer, a cache entry)."""
-    sentences = re.findall(f"[^{SENTENCE_END}]*[{SENTENCE_END}]", text)
+    sentences = WHOLE_SENTENCE.findall(text)
     return text[-1] not in SENTENCE_END or len(sentences) > shape.sentences \
         or any(at_cap(sentence, shape) for sentence in sentences)
 
@@ -870,10 +873,11 @@ def _example_frame(review: Review, examples: list[Example], paper_text: str) -> 
     (a reason copied from its opening on is the copy check's, _copied_from_examples)."""
     paper = _norm(paper_text)
     for index, (name, score) in enumerate(review.scores().items()):
+        text = _norm(score.reason)
         for example in examples:
             if index >= len(example.reasons):
                 continue
-            text, model = _norm(score.reason), _norm(example.reasons[index])
+            model = _norm(example.reasons[index])
             same = len(os.path.commonprefix([text, model]))
             pieces = _shared_pieces(text[same:], model[same:], paper)
             if sum(len(CJK.findall(piece)) for piece in pieces) >= FRAME_WEIGHT:
