@@ -183,10 +183,12 @@ def test_a_flawed_answer_is_asked_again_with_the_problem_stated_then_shown_with_
     # (the same text each time, in slightly different tokens: the random model picks the split)
     assert result.cost["all_completion_tokens"] > 2.5 * result.cost["completion_tokens"]
     assert result.cost["all_seconds"] > result.cost["seconds"]
-    assert "> ⚠️ 自动检查提示：main\\_work is in the first person" in render_markdown(DigestInfo("2023-09-22", "m", "p"),
-                                                                              [result])
+    # The reader of the Chinese digest is told in Chinese; the log and the JSON keep the English line
+    assert result.notes == ("主要工作用了第一人称",)
+    markdown = render_markdown(DigestInfo("2023-09-22", "m", "p"), [result])
+    assert "> ⚠️ 自动检查提示：主要工作用了第一人称" in markdown and "first person" not in markdown
     again = reviewer(tiny_gguf, tmp_path / "cache").review(paper)  # cached, and flagged again on the way out
-    assert again.cached and again.flags == result.flags
+    assert again.cached and again.flags == result.flags and again.notes == result.notes
 
 
 def review_answering_only(answer: dict, tiny_gguf, tmp_path):

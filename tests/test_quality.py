@@ -746,3 +746,78 @@ def test_an_examples_chinese_keyword_is_avoided_where_the_paper_has_no_english_f
     paper = Paper(arxiv_id="2309.11674", title="A Paradigm Shift in Machine Translation", abstract=alma.split("\n")[1])
     answer_format = for_papers(AnswerFormat("root ::= \"x\""), [paper], examples)
     assert {"文本分类", "我"} <= set(answer_format.avoid) and answer_format.copy_allowed == paper_text(paper)
+
+
+def test_every_problem_a_reader_sees_is_told_in_chinese():
+    """The digest is Chinese; its ⚠️ line was the log's English ("highlights repeat 主要工作",
+    "main_work is in the first person") until stop 47. Each problem that can be shown (not severe)
+    carries a Chinese note, naming the field as the digest does (主要工作, 创新性的理由)."""
+    paper = ("LongLoRA: Efficient Fine-tuning\nWe extend LLaMA2 7B to 100k context with 3 billion tokens. "
+             "We compare schedules on small datasets.")
+    example = example_of(Review.from_dict({**valid_dict(), "scores": {
+        "practicality": {"score": 3, "reason": "能拿来用的是调参建议。"},
+        "innovation": {"score": 2, "reason": "与已有工作相比，常数、余弦、one-cycle 等五种调度都是常见做法，本文只在六个小数据集上比较了它们。"},
+        "recommendation": {"score": 3, "reason": "推荐给工程师。"}}}))
+    main_work = "本文提出 LongLoRA，把 LLaMA2 7B 的上下文扩展到 100k，并在多个长文本任务上验证了它的效果和效率。"
+    flawed = [
+        {"main_work": "我们提出 LongLoRA。"},  # first person, too short
+        {"highlights": "它把上下文扩展到了很长。它把上下文扩展到了很长。"},  # one sentence twice
+        {"highlights": "它用 30 亿 tokens 训练，在 7.5 亿参数下扩展上下文。"},  # misread scale, unknown number
+        {"highlights": "It extends the context of LLaMA2 to 100k tokens."},  # not Chinese
+        {"highlights": "它" * 139 + "。"},  # a sentence at its cap: cut off
+        {"keywords": [{"en": "Same", "zh": "相同"}] * 4 + [{"en": "Other", "zh": "其他"}]},  # duplicates
+        {"highlights": main_work},  # repeats 主要工作
+        {"highlights": "作者公开了全部代码，并且开源了模型。"},  # code and open source the abstract does not announce
+        {"scores": {"practicality": {"score": 4, "reason": main_work}, "innovation": {"score": 4, "reason": "新。"},
+                    "recommendation": {"score": 4, "reason": "新。"}}},  # restates 主要工作, identical reasons
+        {"scores": {"practicality": {"score": 3, "reason": "可借鉴的是它的做法。"},
+                    "innovation": {"score": 2, "reason": "与已有工作相比，稀疏注意力和 LoRA 都是常见做法，本文只在长文本上比较了它们。"},
+                    "recommendation": {"score": 3, "reason": "推荐给做长文本的研究者。"}}},  # the example's frame and scores
+    ]
+    kinds = set()
+    for change in flawed:
+        review = Review.from_dict({**valid_dict(), "main_work": main_work, "highlights": "只需两行代码即可实现。",
+                                   "keywords": [{"en": f"Term {i}", "zh": f"术语{i}"} for i in range(5)], **change})
+        for problem in problems(review, [example], paper):
+            assert problem.severe or problem.note, problem.text
+            if problem.severe:
+                continue
+            kinds.add(problem.kind)
+            log_words = {"main_work", "highlights", "reason", "practicality", "innovation", "recommendation", "writes"}
+            assert not log_words & set(problem.note.split()), problem.note
+            assert any("\u4e00" <= c <= "\u9fff" for c in problem.note.split("（")[0]), problem.note
+    assert len(kinds) == 14, sorted(kinds)  # each kind a reader can be shown
+
+
+def test_a_highlights_that_repeats_main_work_is_left_out_of_the_digest_on_real_answers():
+    """Qwen2.5-Coder 1.5B's 亮点 repeated its 主要工作 in 30 of stop 45's 104 bench reviews, every
+    sentence of it; the digest shows a line saying so instead of the same text twice, and the JSON
+    keeps what the model wrote. Read on the 26 real seed-42 reviews: Baichuan 2's 亮点 is its
+    主要工作 word for word."""
+    import json
+
+    from conftest import BENCH_DATA, FIXTURES
+    from localdigest.output.render import HIGHLIGHTS_OMITTED, DigestInfo, render_json, render_markdown
+    from localdigest.review.checks import HIGHLIGHTS_LEFT_OUT, highlights_repeat
+    from localdigest.review.pipeline import PaperResult, _flagged, paper_text
+    from localdigest.sources.feeds import load_feeds
+
+    papers = {paper.title: paper for day in ("2023-09-20", "2023-09-21", "2023-09-22")
+              for paper in load_feeds([str(BENCH_DATA / "papers" / f"{day}.json")]).papers}
+    stored = json.loads((FIXTURES / "qwen1.5b_reviews_seed42.json").read_text(encoding="utf-8"))[:26]
+    results = []
+    for entry in stored:
+        paper, review = papers[entry["title"]], Review.from_dict(entry["review"])
+        results.append(PaperResult(paper, review, **_flagged(problems(review, [], paper_text(paper)))))
+    repeating = [result for result in results if highlights_repeat(result.review)]
+    assert 5 <= len(repeating) <= 15 and any(r.paper.title.startswith("Baichuan 2") for r in repeating)
+    info = DigestInfo("2023-09-22", "qwen2.5-coder-1.5b", "default")
+    markdown, saved = render_markdown(info, results), json.loads(render_json(info, results))
+    assert markdown.count(HIGHLIGHTS_OMITTED) == len(repeating)
+    for result, entry in zip(results, saved["papers"]):
+        section = markdown.split(f"## {result.paper.title}")[1].split("\n## ")[0]
+        shown = result.review not in [r.review for r in repeating]
+        assert (result.review.highlights.split("。")[0] in section.replace("\\", "")) == shown, result.paper.title
+        assert (HIGHLIGHTS_LEFT_OUT in result.notes) == (not shown) and HIGHLIGHTS_LEFT_OUT not in section  # said once
+        assert entry["review"]["highlights"] == result.review.highlights  # the JSON keeps the model's words
+        assert entry["notes"] == list(result.notes) and entry["flags"] == list(result.flags)

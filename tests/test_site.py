@@ -207,3 +207,31 @@ def test_pages_in_a_real_browser(served_site):
     image = Image.open(shot).convert("L")
     colours = image.getcolors(maxcolors=1 << 16) or []
     assert image.size == (412, 900) and len(colours) > 20  # text drawn, not a blank page
+
+
+def test_a_day_page_tells_the_reader_in_chinese_and_leaves_out_a_repeated_highlights(tmp_path):
+    """As the Markdown digest: the checks' notes, not the log's English, and no 亮点 that only says
+    主要工作 again; a digest saved before the notes existed shows its flags as they were."""
+    from localdigest.output.render import HIGHLIGHTS_OMITTED
+    from localdigest.review.checks import problems
+    from localdigest.review.pipeline import _flagged
+
+    work = "本文提出 LongLoRA，把 LLaMA2 7B 的上下文扩展到 100k，并在多个长文本任务上验证了它的效果和效率。"
+    review = Review.from_dict({**valid_dict(), "main_work": work, "highlights": work})
+    found = problems(review, [], "LongLoRA\nWe extend LLaMA2 7B to 100k context.")
+    result = PaperResult(Paper("2309.12307", "LongLoRA", "An abstract.", source=HF), review, **_flagged(found))
+    assert result.notes and result.flags != result.notes
+    saved = json.loads(render_json(DigestInfo("2023-09-22", "qwen", "default"), [result]))
+    old = json.loads(json.dumps(saved))
+    del old["papers"][0]["notes"]
+    old["date"] = "2023-09-21"
+    source = write_days(tmp_path / "digests", {"2023-09-22": json.dumps(saved, ensure_ascii=False),
+                                               "2023-09-21": json.dumps(old, ensure_ascii=False)})
+    assert build(tmp_path / "site", "--from", source).exit_code == 0
+    day = (tmp_path / "site" / "2023-09-22.html").read_text(encoding="utf-8")
+    assert f"<p>{HIGHLIGHTS_OMITTED}</p>" in day and day.count(work) == 1
+    # Said once, in 亮点's place; the other notes on the ⚠️ line
+    assert result.notes == ("主要工作偏短（60 字）", "亮点只是重复了主要工作，已从略")
+    assert "⚠️ 自动检查提示：主要工作偏短（60 字）</p>" in day and "highlights repeat" not in day
+    older = (tmp_path / "site" / "2023-09-21.html").read_text(encoding="utf-8")
+    assert "⚠️ 自动检查提示：" + "；".join(result.flags) in older

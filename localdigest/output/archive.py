@@ -39,6 +39,7 @@ class SavedPaper:
     review: Review | None
     flags: tuple[str, ...]
     error: str | None
+    notes: tuple[str, ...] = ()  # the flags as the reader is told them (none in a digest saved before them)
     first_seen: str | None = None  # the earlier day whose digest had this paper already
     relevance: float | None = None  # to the reader's interests, 0-1
 
@@ -150,6 +151,7 @@ def _paper(entry, where: str) -> SavedPaper:
     links = entry.get("links") if isinstance(entry.get("links"), dict) else {}
     authors = entry.get("authors") if isinstance(entry.get("authors"), list) else []
     flags = entry.get("flags") if isinstance(entry.get("flags"), list) else []
+    notes = entry.get("notes") if isinstance(entry.get("notes"), list) else []
     return SavedPaper(
         arxiv_id=arxiv_id,
         title=_str(entry, "title", where),
@@ -162,6 +164,7 @@ def _paper(entry, where: str) -> SavedPaper:
         comments=entry.get("comments") if _is_count(entry.get("comments")) else None,
         review=review,
         flags=tuple(f for f in flags if isinstance(f, str)),
+        notes=tuple(note for note in notes if isinstance(note, str)),
         error=entry.get("error") if isinstance(entry.get("error"), str) else None,
         first_seen=entry["first_seen"] if isinstance(entry.get("first_seen"), str) and DATE.match(entry["first_seen"])
         else None,

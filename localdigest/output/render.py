@@ -4,10 +4,13 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from localdigest.review.checks import HIGHLIGHTS_LEFT_OUT, highlights_repeat
 from localdigest.review.pipeline import PaperResult
+from localdigest.review.schema import Review
 from localdigest.review.schema import SCORE_DIMENSIONS
 from localdigest.sources.papers import HF
 
+HIGHLIGHTS_OMITTED = "（本地模型写的亮点只是重复了主要工作，从略。）"  # in 亮点's place (checks.HIGHLIGHTS_LEFT_OUT)
 PENDING = "pending"  # the error text of a paper a --partial digest has not reached yet
 # Text from feeds, models and servers is data: in the digest it must read as the text it is,
 # never as Markdown or HTML (a title "<script>…" or "[link](http://evil…)" stays literal).
@@ -91,7 +94,7 @@ def _paper_section(result: PaperResult, first_seen: str | None = None, relevance
         lines += [f"> ⚠️ 本文速览生成失败：{text(result.error)}", ""]
     else:
         lines += ["### 1. 介绍本文的主要工作", "", text(review.main_work), ""]
-        lines += ["### 2. 本文工作的主要亮点", "", text(review.highlights), ""]
+        lines += ["### 2. 本文工作的主要亮点", "", text(shown_highlights(review)), ""]
         lines += ["### 3. 核心关键词", ""]
         for keyword in review.keywords:
             lines += [f"- {code(keyword.en)} ({code(keyword.zh)})", ""]
@@ -99,10 +102,21 @@ def _paper_section(result: PaperResult, first_seen: str | None = None, relevance
         for name, label in SCORE_DIMENSIONS.items():
             score = getattr(review, name)
             lines += [f"- {label}：{score.score:g}/5。 {text(score.reason)}", ""]
-        if result.flags:  # the checks still found these after the retries: the reader should know
-            lines += [f"> ⚠️ 自动检查提示：{text('；'.join(result.flags))}", ""]
+        if notes := reader_notes(result.notes, result.flags):  # the checks still found these after the retries
+            lines += [f"> ⚠️ 自动检查提示：{text(notes)}", ""]
     lines += [_links(paper), ""]
     return lines
+
+
+def shown_highlights(review: Review) -> str:
+    """亮点 as the digest shows it: left out where it only repeats 主要工作 (checks.highlights_repeat)."""
+    return HIGHLIGHTS_OMITTED if highlights_repeat(review) else review.highlights
+
+
+def reader_notes(notes: tuple[str, ...], flags: tuple[str, ...]) -> str:
+    """What the checks found, as the reader is told it: the notes (Chinese), else the flags (a JSON
+    digest saved before the notes existed has flags only); a 亮点 left out is said where it was."""
+    return "；".join(note for note in notes if note != HIGHLIGHTS_LEFT_OUT) if notes else "；".join(flags)
 
 
 def _links(paper) -> str:
@@ -146,6 +160,7 @@ def render_json(info: DigestInfo, results: list[PaperResult]) -> str:
             "abstract": r.paper.abstract,
             "review": r.review.to_dict() if r.review else None,
             "flags": list(r.flags),
+            "notes": list(r.notes),
             "error": r.error,
             "first_seen": info.first_seen.get(r.paper.arxiv_id),
             "relevance": info.relevance.get(r.paper.arxiv_id),

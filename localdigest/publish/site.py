@@ -18,6 +18,7 @@ from pathlib import Path
 from localdigest import __version__
 from localdigest.atomic import replace_file
 from localdigest.output.archive import SavedDigest, SavedPaper
+from localdigest.output.render import reader_notes, shown_highlights
 from localdigest.review.schema import SCORE_DIMENSIONS
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -74,7 +75,8 @@ class _Paper:
     title: str
     review: object
     scores: list
-    flags: tuple[str, ...]
+    highlights: str  # as the Markdown digest shows it (output.render.shown_highlights)
+    notes: str  # what the checks found, as the reader is told it ("" for none)
     error: str | None
     link_list: list[tuple[str, str]]
     stars: int | None
@@ -113,8 +115,10 @@ def _paper(paper: SavedPaper) -> _Paper:
     links = [(label, paper.links[key]) for key, label in labels.items() if key in paper.links]
     scores = [(label, getattr(paper.review, name)) for name, label in SCORE_DIMENSIONS.items()] if paper.review else []
     return _Paper(anchor=anchor(paper.arxiv_id), title=paper.title, review=paper.review, scores=scores,
-                  flags=paper.flags, error=paper.error, link_list=links, stars=paper.stars, upvotes=paper.upvotes,
-                  comments=paper.comments, first_seen=paper.first_seen, relevance=paper.relevance)
+                  highlights=shown_highlights(paper.review) if paper.review else "",
+                  notes=reader_notes(paper.notes, paper.flags), error=paper.error, link_list=links,
+                  stars=paper.stars, upvotes=paper.upvotes, comments=paper.comments, first_seen=paper.first_seen,
+                  relevance=paper.relevance)
 
 
 def anchor(arxiv_id: str) -> str:

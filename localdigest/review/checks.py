@@ -36,6 +36,12 @@ COPY_RUN = 10  # characters in a row shared with a worked example (and not in th
 # which only the whole keyword shows.
 COPY_KEYS = ("main_work", "highlights", "reason")
 MAX_OVERLAP = 0.5  # share of 亮点's 8-character runs found in 主要工作: it says nothing new
+# What the reader is told of a 亮点 that repeats 主要工作: the digest leaves it out (output.render,
+# publish.site). Why: in all 30 such reviews of stop 45's bench (104) every sentence of 亮点 said again
+# what 主要工作 says, even the sentences under the line on their own (LMSYS-Chat-1M's "包含1M条真实对话…
+# 25个最先进的 LLM", 0.26); five ways to have the model write something new only moved the wording
+# (README, Prompts), so the reader is spared the second reading instead. The JSON keeps it.
+HIGHLIGHTS_LEFT_OUT = "亮点只是重复了主要工作，已从略"
 MIN_CJK_SHARE = 0.3  # of the letters in a Chinese field; GPT-4's fields are 0.6-0.9
 # 主要工作 shorter than this says what the paper is about, not what it found (GPT-4's: 76-335
 # characters, median 188). Measured on Qwen2.5-Coder 1.5B, 26 papers: 3 answered one sentence of
@@ -126,6 +132,13 @@ class Problem:
     # Where in the answer the trouble starts ("main_work", "keywords", "scores.innovation"; "" for
     # the whole answer): asked again, a local model keeps what comes before it and writes on from there.
     field: str = ""
+    # What the digest's reader is told, in the digest's language (the text above is for the log and
+    # the JSON, the feedback for the model): a Chinese reader of a Chinese digest got English flags.
+    note: str = ""
+
+    @property
+    def for_reader(self) -> str:
+        return self.note or self.text
 
     @property
     def kind(self) -> str:
@@ -165,17 +178,18 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         text = getattr(review, name)
         if FIRST_PERSON.search(text):
             found.append(Problem(f"{name} is in the first person",
-                                 f"{label}用了第一人称（我们/我）。请用第三人称客观叙述，例如“本文提出……”。", field=name))
+                                 f"{label}用了第一人称（我们/我）。请用第三人称客观叙述，例如“本文提出……”。", field=name,
+                                 note=f"{label}用了第一人称"))
     for name, label in PROSE_FIELDS.items():
         repeated = _repeated_sentence(getattr(review, name))
         if repeated:
             found.append(Problem(f"{name} says one sentence twice ({repeated[:30]!r})",
                                  f"{label}把同一句话写了两遍（“{repeated[:30]}”）。请删去重复，每句写不同的内容。",
-                                 field=name))
+                                 field=name, note=f"{label}把同一句话写了两遍（“{repeated[:30]}”）"))
     if len(review.main_work) < MIN_MAIN_WORK:
         found.append(Problem(f"main_work is too short ({len(review.main_work)} characters)",
                              "主要工作太短，只说了论文做什么。请用 2-3 句话写清本文研究的问题、提出的方法和得到的结果，约 120-200 字。",
-                             field="main_work"))
+                             field="main_work", note=f"主要工作偏短（{len(review.main_work)} 字）"))
     numbers = NumberChecks(paper_text)
     for name, text in prose.items():  # the first field with a misread number: the rest were written after it
         if misread := numbers.problem(name, text):
@@ -184,27 +198,29 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
     not_chinese = [name for name, text in prose.items() if cjk_share(text) < MIN_CJK_SHARE]
     if not_chinese:
         found.append(Problem(f"not written in Chinese: {', '.join(not_chinese)}",
-                             "部分字段不是中文。除专有名词外，请全部用简体中文写。", field=_field(not_chinese[0])))
+                             "部分字段不是中文。除专有名词外，请全部用简体中文写。", field=_field(not_chinese[0]),
+                             note=f"{'、'.join(map(_label, not_chinese))}不是用中文写的"))
     for name, text in prose.items():
         if cut_off(text, PROSE["reason" if name.endswith("reason") else name]):
             found.append(Problem(f"{name} is cut off", f"{name} 的句子太长，被截断了。请写得更短，用完整的句子并以句号结尾。",
-                                 ask_again=False, field=_field(name)))
+                                 ask_again=False, field=_field(name), note=f"{_label(name)}的句子被截断了"))
     distinct_en = len({_norm(k.en) for k in review.keywords})
     if distinct_en < len(review.keywords) or len({_norm(k.zh) for k in review.keywords}) < len(review.keywords):
         severe = distinct_en == 1
         found.append(Problem("all five keywords are the same" if severe else "duplicate keywords",
                              "关键词有重复。请给出 5 个不同的核心关键词。", severe=severe, ask_again=severe,
-                             field="keywords"))
-    if overlap(review.highlights, review.main_work) >= MAX_OVERLAP:
+                             field="keywords", note="关键词有重复"))
+    if highlights_repeat(review):
         found.append(Problem("highlights repeat 主要工作",
                              "亮点几乎是主要工作的重复。亮点应写主要工作之外的具体内容：关键设计、实验数字或公开资源。",
-                             ask_again=False, field="highlights"))
-    for unsaid, claim, hint in ((_unsaid_code(prose, paper_text), "code is available", "摘要没有说公开代码。请不要说有代码可用"),
-                                (_unsaid_open(prose, paper_text), "it is open source", "摘要没有说开源或公开发布。请不要说开源")):
+                             ask_again=False, field="highlights", note=HIGHLIGHTS_LEFT_OUT))
+    for unsaid, claim, hint, said in ((_unsaid_code(prose, paper_text), "code is available", "摘要没有说公开代码。请不要说有代码可用", "有代码可用"),
+                                      (_unsaid_open(prose, paper_text), "it is open source", "摘要没有说开源或公开发布。请不要说开源", "开源")):
         if unsaid:
             name, clause = unsaid
             found.append(Problem(f"says {claim}, which the abstract does not ({clause!r})",
-                                 f"{hint}，只写摘要里确有的模型、数据、方法或结论。", ask_again=False, field=_field(name)))
+                                 f"{hint}，只写摘要里确有的模型、数据、方法或结论。", ask_again=False, field=_field(name),
+                                 note=f"{_label(name)}说{said}（“{clause}”），摘要并没有这样说"))
     summary = review.main_work + review.highlights
     for name, score in review.scores().items():
         # A reason that restates 主要工作/亮点 says what the paper does, not why it earns the score
@@ -212,24 +228,25 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         if overlap(score.reason, summary) >= MAX_OVERLAP:
             found.append(Problem(f"the {name} reason repeats 主要工作/亮点",
                                  f"{SCORE_DIMENSIONS[name]}的理由照搬了主要工作或亮点。理由应说明本文凭什么得这个分数。",
-                                 field=f"scores.{name}"))
+                                 field=f"scores.{name}", note=f"{SCORE_DIMENSIONS[name]}的理由重复了主要工作或亮点"))
     reasons = [score.reason for score in review.scores().values()]
     if len(set(reasons)) < len(reasons):
         found.append(Problem("two score reasons are identical",
                              "三项评分的理由相同。请分别说明实用性、创新性和推荐度各自的理由。", ask_again=False,
-                             field="scores"))
+                             field="scores", note="有两项评分的理由完全相同"))
     if framed := _example_frame(review, examples, paper_text):
         name, pieces = framed
         found.append(Problem(f"the {name} reason is the worked example's sentence ({'…'.join(pieces)!r})",
                              f"{SCORE_DIMENSIONS[name]}的理由套用了示例的句式（“{'…'.join(pieces)}”）。请根据这篇论文自己的内容说明理由。",
-                             ask_again=False, field=f"scores.{name}"))
+                             ask_again=False, field=f"scores.{name}",
+                             note=f"{SCORE_DIMENSIONS[name]}的理由套用了示例的句式（“{'…'.join(pieces)}”）"))
     values = tuple(score.score for score in review.scores().values())
     if all(value == 0 for value in values):
         found.append(Problem("every score is 0", "三项分数都是 0。请根据论文本身认真打分。", severe=True))
     elif any(values == example.scores for example in examples):
         found.append(Problem(f"the scores {'/'.join(f'{v:g}' for v in values)} are exactly the worked example's",
                              "三项分数与示例完全相同。请根据这篇论文自己的价值独立打分。", ask_again=False,
-                             field="scores"))
+                             field="scores", note=f"三项分数 {'/'.join(f'{v:g}' for v in values)} 与提示词的示例完全相同"))
     return found
 
 
@@ -344,12 +361,12 @@ class NumberChecks:
             value, unit, back, right = misread
             return Problem(f"writes {back} as {value} {unit} ({back} is {right} {unit})",
                            f"摘要里的 {back} 是 {right} {unit}，不是 {value} {unit}。请照原文写 {back}。",
-                           field=_field(name))
+                           field=_field(name), note=f"{_label(name)}把摘要里的 {back}（{right} {unit}）写成了 {value} {unit}")
         unknown = _unknown_scale(self.given, text) if self.paper_text else None  # no paper to read the numbers in
         if unknown:
             return Problem(f"writes {unknown}, a number the paper does not give",
                            f"摘要里没有 {unknown} 这个数。数字和规模请照摘要原样写（如 3B、1M），不要换算。",
-                           field=_field(name))
+                           field=_field(name), note=f"{_label(name)}写了摘要里没有的数字 {unknown}")
         return None
 
     def early_problems(self, values: dict[str, str]) -> list[Problem]:
@@ -383,6 +400,19 @@ def _prose_name(path: str) -> str | None:
 def _field(prose_name: str) -> str:
     """A Problem's field for a name of `problems`' prose ("innovation reason" -> "scores.innovation")."""
     return f"scores.{prose_name.removesuffix(' reason')}" if prose_name.endswith(" reason") else prose_name
+
+
+def highlights_repeat(review: Review) -> bool:
+    """Whether 亮点 says again what 主要工作 says (MAX_OVERLAP of its runs): flagged, and left out of
+    the digest (HIGHLIGHTS_LEFT_OUT)."""
+    return overlap(review.highlights, review.main_work) >= MAX_OVERLAP
+
+
+def _label(prose_name: str) -> str:
+    """A problems() prose name as the digest's reader knows it ("innovation reason" -> 创新性的理由)."""
+    if prose_name in PROSE_FIELDS:
+        return PROSE_FIELDS[prose_name]
+    return f"{SCORE_DIMENSIONS[prose_name.removesuffix(' reason')]}的理由"
 
 
 def _repeated_sentence(text: str) -> str | None:

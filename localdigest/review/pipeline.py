@@ -36,7 +36,8 @@ class PaperResult:
     cached: bool = False
     warning: str | None = None
     cost: dict | None = None  # tokens and seconds of the generation that produced the review
-    flags: tuple[str, ...] = ()  # what the checks still found after the retries; shown with the review
+    flags: tuple[str, ...] = ()  # what the checks still found after the retries (Problem.text: the log, the JSON)
+    notes: tuple[str, ...] = ()  # the same, as the digest's reader is told it (Problem.for_reader)
 
 
 @dataclass
@@ -159,7 +160,7 @@ class Reviewer:
         if any(problem.severe for problem in found):
             return None
         self._count(cached=1)
-        return PaperResult(paper, review, cached=True, cost=hit.cost, flags=tuple(p.text for p in found))
+        return PaperResult(paper, review, cached=True, cost=hit.cost, **_flagged(found))
 
     def _generate(self, papers: list[Paper], on_token) -> list[PaperResult]:
         """Reviews for uncached papers: generated (together, for several), validated and checked. An
@@ -238,7 +239,7 @@ class Reviewer:
             found = self.check(job.paper, review)
             if not any(problem.ask_again for problem in found):  # flagged for the reader, not asked again
                 job.result = self._accept(job.paper, review, completion, job.trimmed, job.spent,
-                                          flags=tuple(problem.text for problem in found), sent_back=job.sent_back)
+                                          found=found, sent_back=job.sent_back)
                 return False
             if job.best is None or _badness(found) < _badness(job.best[1]):
                 job.best = (review, found, completion, attempt)
@@ -266,7 +267,7 @@ class Reviewer:
         if job.best is not None and not any(problem.severe for problem in job.best[1]):
             review, found, completion, attempt = job.best
             job.result = self._accept(job.paper, review, completion, job.trimmed, job.spent,
-                                      flags=tuple(problem.text for problem in found), kept=attempt,
+                                      found=found, kept=attempt,
                                       sent_back=job.sent_back)
             return False
         self._count(failed=1)
@@ -311,7 +312,8 @@ class Reviewer:
         return with_warnings(messages, "为这篇论文写的速览", [p.feedback for p in found])
 
     def _accept(self, paper: Paper, review: Review, completion, trimmed: str | None, spent: Counter,
-                flags: tuple[str, ...] = (), kept: int | None = None, sent_back: Sequence[str] = ()) -> PaperResult:
+                found: Sequence[quality.Problem] = (), kept: int | None = None,
+                sent_back: Sequence[str] = ()) -> PaperResult:
         """The kept answer's figures, and what all the answers asked for cost together (all_*): a
         review asked again took two or three times the kept answer's seconds. `kept`: the kept
         answer's attempt (from 0) when it was not the last; `sent_back`: what each answer asked
@@ -330,7 +332,7 @@ class Reviewer:
                                            prompt=self.prompt.name)
         self._count(generated=1)
         return PaperResult(paper, review, warning="; ".join(filter(None, (trimmed, cache_problem))) or None, cost=cost,
-                           flags=flags)
+                           **_flagged(found))
 
     def _count(self, **amounts) -> None:
         with self._stats_lock:
@@ -354,6 +356,11 @@ class Reviewer:
         messages = self.prompt.messages(replace(paper, abstract=shortened.rstrip() + " …"), released)
         return messages, (f"abstract trimmed to {keep} of {abstract_tokens} tokens to fit the "
                           f"{self.model.n_ctx}-token context; raise {option('ctx')} to keep it whole")
+
+
+def _flagged(found: Sequence[quality.Problem]) -> dict[str, tuple[str, ...]]:
+    """A PaperResult's flags and notes: the problems a shown review still has."""
+    return {"flags": tuple(problem.text for problem in found), "notes": tuple(problem.for_reader for problem in found)}
 
 
 def with_warnings(messages: list[dict], what: str, warnings: list[str]) -> list[dict]:
