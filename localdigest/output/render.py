@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 
 from localdigest.review.checks import HIGHLIGHTS_LEFT_OUT, highlights_repeat
 from localdigest.review.pipeline import PaperResult
-from localdigest.review.schema import Review
-from localdigest.review.schema import SCORE_DIMENSIONS
+from localdigest.review.schema import SCORE_DIMENSIONS, Review
 from localdigest.sources.papers import HF
 
 HIGHLIGHTS_OMITTED = "（本地模型写的亮点只是重复了主要工作，从略。）"  # in 亮点's place (checks.HIGHLIGHTS_LEFT_OUT)

@@ -214,8 +214,9 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         found.append(Problem("highlights repeat 主要工作",
                              "亮点几乎是主要工作的重复。亮点应写主要工作之外的具体内容：关键设计、实验数字或公开资源。",
                              ask_again=False, field="highlights", note=HIGHLIGHTS_LEFT_OUT))
-    for unsaid, claim, hint, said in ((_unsaid_code(prose, paper_text), "code is available", "摘要没有说公开代码。请不要说有代码可用", "有代码可用"),
-                                      (_unsaid_open(prose, paper_text), "it is open source", "摘要没有说开源或公开发布。请不要说开源", "开源")):
+    for unsaid, claim, hint, said in (
+            (_unsaid_code(prose, paper_text), "code is available", "摘要没有说公开代码。请不要说有代码可用", "有代码可用"),
+            (_unsaid_open(prose, paper_text), "it is open source", "摘要没有说开源或公开发布。请不要说开源", "开源")):
         if unsaid:
             name, clause = unsaid
             found.append(Problem(f"says {claim}, which the abstract does not ({clause!r})",
