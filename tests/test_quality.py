@@ -775,6 +775,7 @@ def test_every_problem_a_reader_sees_is_told_in_chinese():
                     "recommendation": {"score": 3, "reason": "推荐给做长文本的研究者。"}}},  # the example's frame and scores
     ]
     kinds = set()
+    log_words = {"main_work", "highlights", "reason", "practicality", "innovation", "recommendation", "writes"}
     for change in flawed:
         review = Review.from_dict({**valid_dict(), "main_work": main_work, "highlights": "只需两行代码即可实现。",
                                    "keywords": [{"en": f"Term {i}", "zh": f"术语{i}"} for i in range(5)], **change})
@@ -783,7 +784,6 @@ def test_every_problem_a_reader_sees_is_told_in_chinese():
             if problem.severe:
                 continue
             kinds.add(problem.kind)
-            log_words = {"main_work", "highlights", "reason", "practicality", "innovation", "recommendation", "writes"}
             assert not log_words & set(problem.note.split()), problem.note
             assert any("\u4e00" <= c <= "\u9fff" for c in problem.note.split("（")[0]), problem.note
     assert len(kinds) == 14, sorted(kinds)  # each kind a reader can be shown
@@ -799,7 +799,7 @@ def test_a_highlights_that_repeats_main_work_is_left_out_of_the_digest_on_real_a
     from conftest import BENCH_DATA, FIXTURES
     from localdigest.output.render import HIGHLIGHTS_OMITTED, DigestInfo, render_json, render_markdown
     from localdigest.review.checks import HIGHLIGHTS_LEFT_OUT, highlights_repeat
-    from localdigest.review.pipeline import PaperResult, _flagged, paper_text
+    from localdigest.review.pipeline import PaperResult, flagged, paper_text
     from localdigest.sources.feeds import load_feeds
 
     papers = {paper.title: paper for day in ("2023-09-20", "2023-09-21", "2023-09-22")
@@ -808,7 +808,7 @@ def test_a_highlights_that_repeats_main_work_is_left_out_of_the_digest_on_real_a
     results = []
     for entry in stored:
         paper, review = papers[entry["title"]], Review.from_dict(entry["review"])
-        results.append(PaperResult(paper, review, **_flagged(problems(review, [], paper_text(paper)))))
+        results.append(PaperResult(paper, review, **flagged(problems(review, [], paper_text(paper)))))
     repeating = [result for result in results if highlights_repeat(result.review)]
     assert 5 <= len(repeating) <= 15 and any(r.paper.title.startswith("Baichuan 2") for r in repeating)
     info = DigestInfo("2023-09-22", "qwen2.5-coder-1.5b", "default")
@@ -816,7 +816,7 @@ def test_a_highlights_that_repeats_main_work_is_left_out_of_the_digest_on_real_a
     assert markdown.count(HIGHLIGHTS_OMITTED) == len(repeating)
     for result, entry in zip(results, saved["papers"]):
         section = markdown.split(f"## {result.paper.title}")[1].split("\n## ")[0]
-        shown = result.review not in [r.review for r in repeating]
+        shown = not highlights_repeat(result.review)
         assert (result.review.highlights.split("。")[0] in section.replace("\\", "")) == shown, result.paper.title
         assert (HIGHLIGHTS_LEFT_OUT in result.notes) == (not shown) and HIGHLIGHTS_LEFT_OUT not in section  # said once
         assert entry["review"]["highlights"] == result.review.highlights  # the JSON keeps the model's words

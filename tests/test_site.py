@@ -214,12 +214,12 @@ def test_a_day_page_tells_the_reader_in_chinese_and_leaves_out_a_repeated_highli
     主要工作 again; a digest saved before the notes existed shows its flags as they were."""
     from localdigest.output.render import HIGHLIGHTS_OMITTED
     from localdigest.review.checks import problems
-    from localdigest.review.pipeline import _flagged
+    from localdigest.review.pipeline import flagged
 
     work = "本文提出 LongLoRA，把 LLaMA2 7B 的上下文扩展到 100k，并在多个长文本任务上验证了它的效果和效率。"
     review = Review.from_dict({**valid_dict(), "main_work": work, "highlights": work})
     found = problems(review, [], "LongLoRA\nWe extend LLaMA2 7B to 100k context.")
-    result = PaperResult(Paper("2309.12307", "LongLoRA", "An abstract.", source=HF), review, **_flagged(found))
+    result = PaperResult(Paper("2309.12307", "LongLoRA", "An abstract.", source=HF), review, **flagged(found))
     assert result.notes and result.flags != result.notes
     saved = json.loads(render_json(DigestInfo("2023-09-22", "qwen", "default"), [result]))
     old = json.loads(json.dumps(saved))

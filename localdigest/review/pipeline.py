@@ -160,7 +160,7 @@ class Reviewer:
         if any(problem.severe for problem in found):
             return None
         self._count(cached=1)
-        return PaperResult(paper, review, cached=True, cost=hit.cost, **_flagged(found))
+        return PaperResult(paper, review, cached=True, cost=hit.cost, **flagged(found))
 
     def _generate(self, papers: list[Paper], on_token) -> list[PaperResult]:
         """Reviews for uncached papers: generated (together, for several), validated and checked. An
@@ -332,7 +332,7 @@ class Reviewer:
                                            prompt=self.prompt.name)
         self._count(generated=1)
         return PaperResult(paper, review, warning="; ".join(filter(None, (trimmed, cache_problem))) or None, cost=cost,
-                           **_flagged(found))
+                           **flagged(found))
 
     def _count(self, **amounts) -> None:
         with self._stats_lock:
@@ -358,8 +358,8 @@ class Reviewer:
                           f"{self.model.n_ctx}-token context; raise {option('ctx')} to keep it whole")
 
 
-def _flagged(found: Sequence[quality.Problem]) -> dict[str, tuple[str, ...]]:
-    """A PaperResult's flags and notes: the problems a shown review still has."""
+def flagged(found: Sequence[quality.Problem]) -> dict[str, tuple[str, ...]]:
+    """A PaperResult's flags and notes (its keyword arguments) for the problems a shown review still has."""
     return {"flags": tuple(problem.text for problem in found), "notes": tuple(problem.for_reader for problem in found)}
 
 
