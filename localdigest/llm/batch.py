@@ -18,6 +18,7 @@ import numpy as np
 from localdigest.llm.base import Completion
 from localdigest.errors import ModelError, option
 from localdigest.llm.forced import Skeleton
+from localdigest.llm.prefix_states import PrefixStates
 from localdigest.llm.sampling import SENTENCE_ENDS, VALUE_END, GrammarFirstSampler
 
 JOIN_ROOM = 512  # KV cells per place beyond what the first answers need (BatchDecoder._prepare)
@@ -38,6 +39,7 @@ class Job:
     start: str = ""
     tag: object = None
     stop_early: Callable[[str], bool] | None = None  # Request.stop_early (asked when the fixed text follows)
+    shared: int = 0  # of its tokens, those every prompt of its shape has (all but the paper): kept between runs
 
 
 class _Sequence:
@@ -61,6 +63,7 @@ class _Sequence:
         self.stop_early: Callable[[str], bool] | None = None
         self.stopped = False  # by stop_early
         self.copied = 0  # of tokens, the ones shared with the prefix sequence (not evaluated again)
+        self.shared = 0  # Job.shared
         self.evaluated = 0  # prompt tokens llama.cpp evaluated for this answer
         # Decoding steps' and prompt evaluation's shares of the wall time; Completion.seconds is both, as
         # on every other path (the bench's generation rate subtracts the prompt's part from it).
@@ -81,8 +84,10 @@ def _finished(s: _Sequence) -> bool:
 
 
 class BatchDecoder:
-    def __init__(self, llama, size: int, threads: int, pieces: tuple[bytes, ...]):
-        """`pieces`: every token's bytes (sampling.vocabulary_pieces)."""
+    def __init__(self, llama, size: int, threads: int, pieces: tuple[bytes, ...],
+                 states: PrefixStates | None = None):
+        """`pieces`: every token's bytes (sampling.vocabulary_pieces); `states`: where the shared
+        prefix's cells are kept between runs (llm.prefix_states), None for nowhere."""
         import llama_cpp
 
         self._llama_cpp = llama_cpp
@@ -99,6 +104,7 @@ class BatchDecoder:
         # Prompt-lookup drafts of up to this many tokens per step (0: off; LocalModel sets it per call), see _draft.
         self.lookahead = 0
         self._pieces = pieces
+        self.states = states
 
     def _context_for(self, cells: int) -> bool:
         """A context with room for `cells` KV cells (True when it is a new one, holding nothing). Sized
@@ -191,7 +197,7 @@ class BatchDecoder:
         if job is None:
             return None
         s = _Sequence(-1, job.tokens, job.stops, job.new_sampler(), job.max_tokens)
-        s.tag, s.skeleton, s.stop_early = job.tag, job.skeleton, job.stop_early
+        s.tag, s.skeleton, s.stop_early, s.shared = job.tag, job.skeleton, job.stop_early, job.shared
         if job.start:
             self._begin_with(s, job.start, job.new_sampler)
         return s
@@ -214,9 +220,17 @@ class BatchDecoder:
             kept = 0  # a new context holds nothing
         self._llama_cpp.llama_memory_seq_rm(self._memory, self.size, kept, -1)
         started = time.perf_counter()
+        if not kept and self.states:  # what an earlier run evaluated of it
+            kept = self.states.load(self._llama_cpp, self._ctx, self.size, target)
+        evaluated = len(target) - kept
+        common = min([len(target)] + [s.shared for s in first])  # every prompt's part: the instructions, examples
+        if kept < common and self.states:  # evaluated to there, kept for the next run, then the rest
+            self._decode([(target[pos], pos, self.size, False) for pos in range(kept, common)], {})
+            self.states.save(self._llama_cpp, self._ctx, self.size, target[:common])
+            kept = common
         self._decode([(target[pos], pos, self.size, False) for pos in range(kept, len(target))], {})
         self._prefix = target
-        first[0].evaluated += len(target) - kept
+        first[0].evaluated += evaluated
         share = (time.perf_counter() - started) / len(first)
         for s in first:
             s.prompt_seconds += share

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from localdigest import paths
 from localdigest.errors import ModelError, option
 from localdigest.llm.base import AnswerFormat, Completion, GenerationSettings, Request, as_format
 from localdigest.llm.chat_formats import BUILTIN, FROM_GGUF, format_messages
@@ -48,6 +49,9 @@ class LocalModel:
         # complete_many guesses up to this many tokens per step by prompt lookup and checks them in
         # the same decode (llm.batch); 0 turns it off.
         self.lookahead = 0
+        # The shared prompt prefix's cells kept on disk for the next run (llm.prefix_states); False
+        # for comparisons.
+        self.prefix_states = True
         self.generation = GenerationSettings.with_overrides(spec.generation)
         self._llama = None
         self._llama_cells = 0  # of the Llama's own context (_load)
@@ -157,9 +161,22 @@ class LocalModel:
         if self._batch_decoder is None:
             from localdigest.llm.batch import BatchDecoder
 
-            self._batch_decoder = BatchDecoder(llama, self.batch_size, self.threads, self._vocabulary())
+            self._batch_decoder = BatchDecoder(llama, self.batch_size, self.threads, self._vocabulary(),
+                                               self._prefix_states())
         self._batch_decoder.lookahead = self.lookahead
         return self._batch_decoder.stream(lambda: self._job(take()), slots, on_token)
+
+    def _prefix_states(self):
+        """Where the batch decoder keeps the shared prompt prefix's cells between runs: the data
+        folder, beside the models (llm.prefix_states); None when `prefix_states` is off."""
+        if not self.prefix_states:
+            return None
+        import llama_cpp
+
+        from localdigest.llm.prefix_states import PrefixStates, states_key
+
+        return PrefixStates(paths.data_dir() / "prefix-states",
+                            states_key(fingerprint(self.path), llama_cpp.__version__, self.gpu_layers))
 
     def _job(self, request: Request | None):
         """What the decoder needs for a request: the prompt's tokens, limits, sampler and skeleton."""
@@ -174,7 +191,15 @@ class LocalModel:
         return Job(tokens, prompt.stop, self._answer_limit(tokens),
                    lambda: GrammarFirstSampler.for_settings(self._llama, answer_format.gbnf, request.seed,
                                                             self.generation, banned, pieces),
-                   self._skeleton(answer_format), request.start, request.tag, request.stop_early)
+                   self._skeleton(answer_format), request.start, request.tag, request.stop_early,
+                   self._shared_length(request.messages, tokens))
+
+    def _shared_length(self, messages: list[dict], tokens: list[int]) -> int:
+        """How many of the prompt's `tokens` come before the last message's content: what every
+        prompt with these messages before it has (the instructions and worked examples, not the
+        paper). Measured against the prompt with that content left out (a few ms of tokenizing)."""
+        _prompt, bare = self.tokenize_prompt([*messages[:-1], {**messages[-1], "content": ""}])
+        return len(os.path.commonprefix([bare, tokens]))
 
     def _skeleton(self, answer_format: AnswerFormat):
         if not self.fast_forward or answer_format.json_schema is None:
