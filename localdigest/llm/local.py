@@ -14,6 +14,7 @@ from localdigest import paths
 from localdigest.errors import ModelError, option
 from localdigest.llm.base import AnswerFormat, Completion, GenerationSettings, Request, as_format
 from localdigest.llm.chat_formats import BUILTIN, FROM_GGUF, format_messages
+from localdigest.llm.prefix_states import PrefixStates, states_key
 from localdigest.llm.registry import ModelSpec, fingerprint
 
 # Cells of the Llama object's own context when nothing decodes in it (LocalModel._load): reviews
@@ -166,14 +167,12 @@ class LocalModel:
         self._batch_decoder.lookahead = self.lookahead
         return self._batch_decoder.stream(lambda: self._job(take()), slots, on_token)
 
-    def _prefix_states(self):
+    def _prefix_states(self) -> PrefixStates | None:
         """Where the batch decoder keeps the shared prompt prefix's cells between runs: the data
         folder, beside the models (llm.prefix_states); None when `prefix_states` is off."""
         if not self.prefix_states:
             return None
         import llama_cpp
-
-        from localdigest.llm.prefix_states import PrefixStates, states_key
 
         return PrefixStates(paths.data_dir() / "prefix-states",
                             states_key(fingerprint(self.path), llama_cpp.__version__, self.gpu_layers))

@@ -2,7 +2,8 @@
 
 Every review's prompt begins with the same instructions and worked examples (~1500 tokens of
 `default`), and a run evaluates them once (llm.batch); a daily run evaluated them again each day:
-11.5 s of Qwen2.5-Coder 1.5B's prompt speed on 2 cores, ~5% of the 8-paper digest. llama.cpp
+~12 s of Qwen2.5-Coder 1.5B's prompt speed on 2 cores, ~6% of the 8-paper digest
+(benchmarks/prefix_state.py: the first paper's prompt 17.6 s, 5.3 s read back). llama.cpp
 writes a sequence's cells to a file and reads them back into another context
 (`llama_state_seq_save_file` / `_load_file`), and the logits after the rest of a prompt are then
 bit for bit those of evaluating the whole prompt (measured on the default model, stop 47), so the
