@@ -183,9 +183,9 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
     for name, label in PROSE_FIELDS.items():
         repeated = _repeated_sentence(getattr(review, name))
         if repeated:
+            twice = f"{label}把同一句话写了两遍（“{repeated[:30]}”）"
             found.append(Problem(f"{name} says one sentence twice ({repeated[:30]!r})",
-                                 f"{label}把同一句话写了两遍（“{repeated[:30]}”）。请删去重复，每句写不同的内容。",
-                                 field=name, note=f"{label}把同一句话写了两遍（“{repeated[:30]}”）"))
+                                 f"{twice}。请删去重复，每句写不同的内容。", field=name, note=twice))
     if len(review.main_work) < MIN_MAIN_WORK:
         found.append(Problem(f"main_work is too short ({len(review.main_work)} characters)",
                              "主要工作太短，只说了论文做什么。请用 2-3 句话写清本文研究的问题、提出的方法和得到的结果，约 120-200 字。",
@@ -237,17 +237,18 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
                              field="scores", note="有两项评分的理由完全相同"))
     if framed := _example_frame(review, examples, paper_text):
         name, pieces = framed
+        framing = f"{SCORE_DIMENSIONS[name]}的理由套用了示例的句式（“{'…'.join(pieces)}”）"
         found.append(Problem(f"the {name} reason is the worked example's sentence ({'…'.join(pieces)!r})",
-                             f"{SCORE_DIMENSIONS[name]}的理由套用了示例的句式（“{'…'.join(pieces)}”）。请根据这篇论文自己的内容说明理由。",
-                             ask_again=False, field=f"scores.{name}",
-                             note=f"{SCORE_DIMENSIONS[name]}的理由套用了示例的句式（“{'…'.join(pieces)}”）"))
+                             f"{framing}。请根据这篇论文自己的内容说明理由。", ask_again=False, field=f"scores.{name}",
+                             note=framing))
     values = tuple(score.score for score in review.scores().values())
     if all(value == 0 for value in values):
         found.append(Problem("every score is 0", "三项分数都是 0。请根据论文本身认真打分。", severe=True))
     elif any(values == example.scores for example in examples):
-        found.append(Problem(f"the scores {'/'.join(f'{v:g}' for v in values)} are exactly the worked example's",
+        triple = "/".join(f"{v:g}" for v in values)
+        found.append(Problem(f"the scores {triple} are exactly the worked example's",
                              "三项分数与示例完全相同。请根据这篇论文自己的价值独立打分。", ask_again=False,
-                             field="scores", note=f"三项分数 {'/'.join(f'{v:g}' for v in values)} 与提示词的示例完全相同"))
+                             field="scores", note=f"三项分数 {triple} 与提示词的示例完全相同"))
     return found
 
 
