@@ -229,6 +229,13 @@ def test_a_papers_numbers_are_read_at_their_english_scale():
                              "ten thousand hours; one model")
     assert {1e6, 2e9, 1e4} <= set(in_words) and _unknown_scale(in_words, "包含 100 万条对话") is None
     assert _unknown_scale(in_words, "包含 1000 万条对话") == "1000 万"
+    # In plain digits too, as LMSYS-Chat-1M's review wrote its one million conversations ("包含 100000
+    # 条真实世界对话", stop 45, seed 42); a year, a name, a percentage, a decimal or 8192 for 8K is no count.
+    lmsys = paper_numbers("one million real-world conversations from 210,000 unique IP addresses; 8K context")
+    assert [_unknown_scale(lmsys, text) for text in ("包含 100000 条对话", "共 9999 个", "1,000,000 条对话")] == \
+        ["100000", "9999", None]
+    assert [_unknown_scale(lmsys, text) for text in ("210,000 个 IP", "8192 的上下文", "ICCV 2023", "2023年",
+                                                     "GSM8K 上", "提升 1234%", "1234.5 分", "100 万条")] == [None] * 8
     # Without the paper's text nothing is judged.
     assert not [p for p in problems(review(main_work="本文的模型有 7.5 亿参数。" + MORE), [], "") if "number" in p.text]
 
@@ -256,6 +263,32 @@ def test_an_answers_first_fields_are_checked_for_numbers_as_the_whole_answer_is(
         assert all(p.ask_again for p in found)
         if field:  # without the field, nothing is found
             assert NumberChecks(btlm).early_problems({k: v for k, v in values.items() if not k.startswith(field)}) == []
+
+
+def test_a_number_the_paper_does_not_give_is_found_on_real_answers_and_asked_again_from_its_field():
+    """Of the 26 reviews Qwen2.5-Coder 1.5B wrote for the bench papers (stop 45, seed 42), the number
+    checks find one: LMSYS-Chat-1M's 主要工作 has "100000 条" for one million conversations, and the
+    answer is asked again from 主要工作 (early_problems finds it there, as the answer is written)."""
+    import json
+
+    from conftest import BENCH_DATA, FIXTURES
+    from localdigest.review.checks import NumberChecks, repair
+    from localdigest.review.pipeline import paper_text
+    from localdigest.sources.feeds import load_feeds
+
+    papers = {paper.title: paper for day in ("2023-09-20", "2023-09-21", "2023-09-22")
+              for paper in load_feeds([str(BENCH_DATA / "papers" / f"{day}.json")]).papers}
+    stored = json.loads((FIXTURES / "qwen1.5b_reviews_seed42.json").read_text(encoding="utf-8"))[:26]
+    found = {}
+    for entry in stored:
+        text = paper_text(papers[entry["title"]])
+        numbers = [p for p in problems(repair(Review.from_dict(entry["review"]), text), [], text) if "number" in p.text]
+        if numbers:
+            found[entry["title"].split(":")[0]] = [(p.text, p.field, p.ask_again) for p in numbers]
+    assert found == {"LMSYS-Chat-1M": [("writes 100000, a number the paper does not give", "main_work", True)]}
+    lmsys = next(entry for entry in stored if entry["title"].startswith("LMSYS-Chat-1M"))
+    early = NumberChecks(paper_text(papers[lmsys["title"]])).early_problems({"main_work": lmsys["review"]["main_work"]})
+    assert [(p.field, p.note) for p in early] == [("main_work", "主要工作写了摘要里没有的数字 100000")]
 
 
 def test_a_sentence_the_grammar_stopped_at_its_cap_ends_at_its_last_clause_instead():

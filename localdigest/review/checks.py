@@ -26,7 +26,8 @@ from localdigest.text import compact as _norm
 # avoided where the paper has no English for them (example_terms): what is sampled, drawn again.
 # 17: no repetition penalty on a score (sampling.GrammarFirstSampler._penalised), and no open-source
 # claim the paper does not make (OPEN_WORDS): what is sampled and checked, drawn again.
-CHECKS_VERSION = 17
+# 18: a plain number of four digits or more that the paper does not give (PLAIN_NUMBER), asked again.
+CHECKS_VERSION = 18
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
 # A Latin letter counts half: "fine-tunin" is one English term any paper may use (measured: a
@@ -731,20 +732,31 @@ WORD_NUMBER = re.compile(rf"\b({'|'.join(sorted(WORD_VALUE, key=len, reverse=Tru
 
 def paper_numbers(paper_text: str) -> list[float]:
     """Every number the paper gives, at its scale: "3 billion" 3e9, "680,000" 6.8e5, "1M" 1e6, "one
-    million" 1e6."""
-    return [float(digits.replace(",", "")) * PAPER_SCALE.get(scale, 1)
-            for digits, scale in PAPER_NUMBER.findall(paper_text)] + \
+    million" 1e6; "8K" both 8000 and 8192 (a context of 8K tokens is 8192 of them)."""
+    found = [(float(digits.replace(",", "")), scale) for digits, scale in PAPER_NUMBER.findall(paper_text)]
+    return [n * PAPER_SCALE.get(scale, 1) for n, scale in found] + [n * 1024 for n, scale in found if scale in ("K", "k")] + \
         [WORD_VALUE[word.lower()] * PAPER_SCALE[scale.lower()] for word, scale in WORD_NUMBER.findall(paper_text)]
 
 
+# A plain number of four digits or more, as a review writes one ("100000 条", "210,000 个"), not part of
+# a name (GSM8K, 2309.12307), a decimal, a percentage, a year (2023 年, or 19xx/20xx alone: "ICCV
+# 2023" is no count) or a number at a Chinese scale (CHINESE_SCALE's).
+PLAIN_NUMBER = re.compile(r"(?<![\w.,])(?!(?:19|20)\d\d(?!\d))(\d{1,3}(?:,\d{3})+|\d{4,})"
+                          r"(?![\w.,%]|\s*(?:个\s*)*[万亿千百年])")
+
+
 def _unknown_scale(given: list[float], review_text: str) -> str | None:
-    """The first number the review writes at a Chinese scale that is none of the paper's numbers
-    (within 1%, for rounding), as written ("7.5 亿"): BTLM-3B-8K's 3 billion parameters became
-    "7.5 亿参数" (750 million) in a bench review, in 主要工作, 亮点, a keyword and a reason."""
-    for match in CHINESE_SCALE.finditer(review_text):
-        value = float(match.group(1)) * SCALE_VALUE[match.group(2)]
+    """The first number the review writes at a Chinese scale, or in plain digits from 1000 up, that is
+    none of the paper's numbers (within 1%, for rounding), as written ("7.5 亿"): BTLM-3B-8K's 3
+    billion parameters became "7.5 亿参数" (750 million) in a bench review, in 主要工作, 亮点, a keyword
+    and a reason, and LMSYS-Chat-1M's one million conversations "100000 条真实世界对话" (stop 45, seed
+    42; the only plain number of 104 reviews that is not the paper's)."""
+    written = [(float(m.group(1)) * SCALE_VALUE[m.group(2)], f"{m.group(1)} {m.group(2)}", m.start())
+               for m in CHINESE_SCALE.finditer(review_text)]
+    written += [(float(m.group(1).replace(",", "")), m.group(1), m.start()) for m in PLAIN_NUMBER.finditer(review_text)]
+    for value, shown, _at in sorted(written, key=lambda w: w[2]):
         if not any(abs(value - number) <= 0.01 * number for number in given):
-            return f"{match.group(1)} {match.group(2)}"
+            return shown
     return None
 
 
