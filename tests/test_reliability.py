@@ -15,8 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import BENCH_DATA, HF_FEED, interruptible
+from localdigest import paths
 from localdigest.review.cache import ReviewCache
 from localdigest.cli import main
+from localdigest.cli.common import megabytes
 
 ALL_PAPERS = [str(BENCH_DATA / "papers" / f"2023-09-{day}.json") for day in (20, 22)]
 TOTAL = sum(len(json.loads(Path(f).read_text(encoding="utf-8"))) for f in ALL_PAPERS)  # 17 real papers
@@ -184,10 +186,18 @@ def test_cache_stats_prune_and_clear(tiny_registry, tmp_path):
     assert run("run", "--feed", str(HF_FEED), "--limit", "3", "--cache-dir", str(cache)).exit_code == 0
     stats = run("cache", "stats", "--cache-dir", str(cache)).stdout
     assert "reviews  3" in stats and "model    tiny: 3" in stats
+    # and the prompt's shared beginning the run kept in the data folder (llm.prefix_states), with a
+    # partial file a killed run left
+    prefixes = paths.data_dir() / "prefix-states"
+    [kept] = prefixes.iterdir()
+    assert f"prefixes 1 files, {megabytes(kept.stat().st_size)} in {prefixes} " in stats
+    (prefixes / f"{kept.name}.123.partial").write_bytes(b"half")
+    assert "prefixes 2 files" in run("cache", "stats", "--cache-dir", str(cache)).stdout
     with diskcache.Cache(str(cache)) as store:
         key = next(iter(store.iterkeys()))
         store[key] = json.dumps({**json.loads(store[key]), "created": time.time() - 40 * 86400})
     assert "Removed 1 cached reviews older than 30d" in run("cache", "prune", "--older-than", "30d",
                                                              "--cache-dir", str(cache)).stderr
-    assert "Removed 2 cached reviews" in run("cache", "clear", "--cache-dir", str(cache)).stderr
+    assert "Removed 2 cached reviews and 2 prompt-prefix files" in run("cache", "clear", "--cache-dir", str(cache)).stderr
+    assert list(prefixes.iterdir()) == [] and "prefixes 0 files" in run("cache", "stats", "--cache-dir", str(cache)).stdout
     assert run("cache", "prune", "--older-than", "soon", "--cache-dir", str(cache)).exit_code == 1

@@ -7,6 +7,7 @@ import click
 from localdigest.cli import main
 from localdigest.cli.common import cache_dir_option, megabytes, open_cache, say
 from localdigest.errors import LocaldigestError
+from localdigest.llm import prefix_states
 
 
 @main.group("cache")
@@ -17,7 +18,8 @@ def cache_group():
 @cache_group.command("stats")
 @cache_dir_option
 def cache_stats(cache_dir):
-    """How many reviews are cached, how big, how old, and from which models."""
+    """How many reviews are cached, how big, how old, and from which models; and the prompt
+    prefixes local models keep in the data folder."""
     store = open_cache(cache_dir)
     stats = store.stats()
 
@@ -28,13 +30,19 @@ def cache_stats(cache_dir):
                f"oldest   {when(stats.oldest)}\nnewest   {when(stats.newest)}")
     for model, count in sorted(stats.by_model.items()):
         click.echo(f"model    {model}: {count}")
+    folder = prefix_states.default_folder()
+    files, size = prefix_states.on_disk(folder)
+    click.echo(f"prefixes {files} files, {megabytes(size)} in {folder} (the prompt's shared beginning, "
+               "evaluated by local models)")
 
 
 @cache_group.command("clear")
 @cache_dir_option
 def cache_clear(cache_dir):
-    """Delete every cached review."""
-    say(f"Removed {open_cache(cache_dir).clear()} cached reviews")
+    """Delete every cached review, and the prompt prefixes kept in the data folder."""
+    removed = open_cache(cache_dir).clear()
+    files, size = prefix_states.remove_all(prefix_states.default_folder())
+    say(f"Removed {removed} cached reviews and {files} prompt-prefix files ({megabytes(size)})")
 
 
 @cache_group.command("prune")

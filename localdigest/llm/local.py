@@ -10,11 +10,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from localdigest import paths
 from localdigest.errors import ModelError, option
 from localdigest.llm.base import AnswerFormat, Completion, GenerationSettings, Request, as_format
 from localdigest.llm.chat_formats import BUILTIN, FROM_GGUF, format_messages
-from localdigest.llm.prefix_states import PrefixStates, states_key
+from localdigest.llm.prefix_states import PrefixStates, default_folder, states_key
 from localdigest.llm.registry import ModelSpec, fingerprint
 
 # Cells of the Llama object's own context when nothing decodes in it (LocalModel._load): reviews
@@ -174,7 +173,7 @@ class LocalModel:
             return None
         import llama_cpp
 
-        return PrefixStates(paths.data_dir() / "prefix-states",
+        return PrefixStates(default_folder(),
                             states_key(fingerprint(self.path), llama_cpp.__version__, self.gpu_layers))
 
     def _job(self, request: Request | None):

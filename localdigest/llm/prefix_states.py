@@ -24,6 +24,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from localdigest import paths
+
 # Fewer tokens are not worth a file (a prefix a few titles share, not the instructions).
 MIN_TOKENS = 256
 KEEP = 3  # files per key, the most recently used: a prompt edited now and then leaves no trail
@@ -115,6 +117,34 @@ def _digest(path: Path) -> str:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()[:24]
+
+
+def default_folder() -> Path:
+    """Where a local model keeps its prefix files: the data folder, beside the models."""
+    return paths.data_dir() / "prefix-states"
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    """Every model's prefix files, and the partial ones of a run killed while writing one."""
+    try:
+        return [path for path in folder.iterdir() if path.suffix in (".state", ".partial") and path.is_file()]
+    except OSError:
+        return []
+
+
+def on_disk(folder: Path) -> tuple[int, int]:
+    """(files, bytes) of prefix files in `folder`, for `localdigest cache stats`."""
+    found = _leftovers(folder)
+    return len(found), sum(path.stat().st_size for path in found)
+
+
+def remove_all(folder: Path) -> tuple[int, int]:
+    """Delete every prefix file in `folder` (each is evaluated and written again when next needed);
+    (files, bytes) removed."""
+    files, size = on_disk(folder)
+    for path in _leftovers(folder):
+        _drop(path)
+    return files, size
 
 
 def states_key(model_fingerprint: str, llama_cpp_version: str, gpu_layers: int) -> str:
