@@ -254,7 +254,7 @@ def test_an_answers_first_fields_are_checked_for_numbers_as_the_whole_answer_is(
               "scores.recommendation")]
     for changes, field in cases:
         whole = review(**changes)
-        expected = [p for p in problems(repair(whole, btlm), [], btlm) if "number" in p.text]
+        expected = [p for p in problems(repair(whole, btlm), [], btlm) if p.kind == "misreads a number"]
         values = {"main_work": whole.main_work, "highlights": whole.highlights,
                   **{f"keywords.{i}.en": k.en for i, k in enumerate(whole.keywords)},
                   **{f"scores.{name}.reason": score.reason for name, score in whole.scores().items()}}
@@ -263,6 +263,32 @@ def test_an_answers_first_fields_are_checked_for_numbers_as_the_whole_answer_is(
         assert all(p.ask_again for p in found)
         if field:  # without the field, nothing is found
             assert NumberChecks(btlm).early_problems({k: v for k, v in values.items() if not k.startswith(field)}) == []
+
+
+@pytest.mark.parametrize("text, size", [
+    # Qwen2.5-Coder 1.5B's own sentences (stop 45's bench, seeds 1, 2 and 7)
+    ("本文介绍了一个名为 BTLM-3B-8K 的新的 7B参数开源语言模型，它是 Bittensor Language Model 的一个新版本。", "7"),
+    ("BTLM-3B-8K 是一个 7B参数的开源语言模型，比其他任何 3B参数模型都好；它在一些 7B参数模型中也表现良好。", "7"),
+    ("与已有工作相比，BTLM-3B-8K 是一个 7B参数的开源模型，具有更好的性能和长上下文表现。", "7"),
+    ("本文介绍了 BTLM-3B-8K，一个 70 亿参数的模型。", "7"),  # in Chinese units
+    ("本文介绍了名为 BTLM-3B-8K 的 3B 参数开源语言模型，甚至比一些 7B 参数模型还好。", None),  # compares
+    ("与已有工作相比，BTLM-3B-8K 是一个在 7B参数模型上表现优异的模型。", None),  # "at the 7B level"
+    ("本文介绍了 BTLM-3B-8K，一个 30 亿参数的模型。", None),
+])
+def test_the_size_in_a_models_name_is_the_size_a_review_gives_it(text, size):
+    """BTLM-3B-8K's title says "7B Parameter Performance in a 3B Parameter Model", and three of stop
+    45's four seeds called it a 7B model in 主要工作: a number the paper gives, so only the name tells."""
+    from localdigest.review.checks import NumberChecks
+
+    btlm = NumberChecks("BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model\nWe introduce the Bittensor "
+                        "Language Model, called \"BTLM-3B-8K\", a new 3 billion parameter open-source language model. "
+                        "BTLM-3B-8K performs competitively with 7B models.")
+    found = btlm.problem("main_work", text)
+    assert (found and (found.text, found.note, found.field, found.ask_again)) == \
+        (size and (f"misreads the size in BTLM-3B-8K's name: {size}B (the name says 3B)",
+                   f"主要工作把 BTLM-3B-8K（3B）说成了 {size}B 参数的模型", "main_work", True))
+    assert NumberChecks("LongLoRA: Efficient Fine-tuning\nLongLoRA extends LLaMA2 7B.").problem(
+        "main_work", "LongLoRA 是一个 7B参数的方法。") is None  # a name without a size says nothing
 
 
 def test_a_number_the_paper_does_not_give_is_found_on_real_answers_and_asked_again_from_its_field():
@@ -282,7 +308,8 @@ def test_a_number_the_paper_does_not_give_is_found_on_real_answers_and_asked_aga
     found = {}
     for entry in stored:
         text = paper_text(papers[entry["title"]])
-        numbers = [p for p in problems(repair(Review.from_dict(entry["review"]), text), [], text) if "number" in p.text]
+        whole = repair(Review.from_dict(entry["review"]), text)
+        numbers = [p for p in problems(whole, [], text) if p.kind == "misreads a number"]
         if numbers:
             found[entry["title"].split(":")[0]] = [(p.text, p.field, p.ask_again) for p in numbers]
     assert found == {"LMSYS-Chat-1M": [("writes 100000, a number the paper does not give", "main_work", True)]}

@@ -26,7 +26,8 @@ from localdigest.text import compact as _norm
 # avoided where the paper has no English for them (example_terms): what is sampled, drawn again.
 # 17: no repetition penalty on a score (sampling.GrammarFirstSampler._penalised), and no open-source
 # claim the paper does not make (OPEN_WORDS): what is sampled and checked, drawn again.
-# 18: a plain number of four digits or more that the paper does not give (PLAIN_NUMBER), asked again.
+# 18: a plain number of four digits or more that the paper does not give (PLAIN_NUMBER), and a size
+# other than the one in the paper's name given right after it (NAME_SIZE): asked again.
 CHECKS_VERSION = 18
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
@@ -145,7 +146,7 @@ class Problem:
     def kind(self) -> str:
         """The problem without its particulars, for counting: "main_work is too short",
         "the innovation reason repeats 主要工作/亮点", "misreads a number"."""
-        if self.text.startswith("writes "):
+        if self.text.startswith(("writes ", "misreads the size in")):
             return "misreads a number"
         return self.text.split(" (")[0].split(":")[0]
 
@@ -353,6 +354,8 @@ class NumberChecks:
     def __init__(self, paper_text: str):
         self.paper_text = paper_text
         self.wrong, self.given = _wrong_numbers(paper_text), paper_numbers(paper_text)
+        title, _, abstract = paper_text.partition("\n")
+        self.sized = _sized_name(paper_name(title, abstract))
 
     @cached_property
     def _fixes(self) -> list[tuple[re.Pattern, str]]:
@@ -365,6 +368,11 @@ class NumberChecks:
             return Problem(f"writes {back} as {value} {unit} ({back} is {right} {unit})",
                            f"摘要里的 {back} 是 {right} {unit}，不是 {value} {unit}。请照原文写 {back}。",
                            field=_field(name), note=f"{_label(name)}把摘要里的 {back}（{right} {unit}）写成了 {value} {unit}")
+        if self.sized and (size := _other_size(self.sized, text)):
+            paper, own = self.sized
+            return Problem(f"misreads the size in {paper}'s name: {size}B (the name says {own}B)",
+                           f"{paper} 是 {own}B 参数的模型（名字里的 {own}B），不是 {size}B。请照原文写它的规模。",
+                           field=_field(name), note=f"{_label(name)}把 {paper}（{own}B）说成了 {size}B 参数的模型")
         unknown = _unknown_scale(self.given, text) if self.paper_text else None  # no paper to read the numbers in
         if unknown:
             return Problem(f"writes {unknown}, a number the paper does not give",
@@ -757,6 +765,32 @@ def _unknown_scale(given: list[float], review_text: str) -> str | None:
     for value, shown, _at in sorted(written, key=lambda w: w[2]):
         if not any(abs(value - number) <= 0.01 * number for number in given):
             return shown
+    return None
+
+
+# A size in a model's name ("BTLM-3B-8K": 3B), and the same name given another size in apposition:
+# "名为 BTLM-3B-8K 的 7B参数开源语言模型", "BTLM-3B-8K 是一个 7B参数的开源语言模型" — Qwen2.5-Coder 1.5B
+# wrote it in 主要工作 at three of stop 45's four seeds, misled by the title ("7B Parameter
+# Performance in a 3B Parameter Model"); the number is the paper's, so _unknown_scale passes it.
+# Only what stands right after the name: "比一些 7B 参数模型还好" compares, it does not name a size.
+NAME_SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)B(?![a-z])", re.IGNORECASE)
+APPOSITION = (r"\s*(?:[的是，,]\s*)?(?:一个|一款|一种)?\s*(?:新的|全新的)?\s*"
+              r"(?:(\d+(?:\.\d+)?)\s*B|(\d+(?:\.\d+)?)\s*(?:个\s*)?亿)\s*(?:个\s*)?参数")
+
+
+def _sized_name(name: str | None) -> tuple[str, str] | None:
+    """(the paper's name, the size it carries) when the name carries one size ("BTLM-3B-8K": "3")."""
+    sizes = set(NAME_SIZE.findall(name or ""))
+    return (name, sizes.pop()) if len(sizes) == 1 else None
+
+
+def _other_size(sized: tuple[str, str], text: str) -> str | None:
+    """A size other than the name's that `text` gives the paper's model right after its name."""
+    name, own = sized
+    for match in re.finditer(re.escape(name) + APPOSITION, text):
+        size = float(match.group(1)) if match.group(1) else float(match.group(2)) / 10  # 70 亿 is 7B
+        if size != float(own):
+            return f"{size:g}"
     return None
 
 
