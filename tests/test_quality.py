@@ -797,12 +797,6 @@ def test_an_examples_chinese_keyword_is_avoided_where_the_paper_has_no_english_f
     # Every word of the English, apart too: Baichuan 2's abstract says "multilingual" and "training".
     baichuan = "Baichuan 2\nmultilingual language models ... trained from scratch, on 2.6 trillion tokens. Training dynamics"
     assert "多语言训练" not in example_terms(examples, baichuan) and "文本分类" in example_terms(examples, baichuan)
-    # The names the examples' Chinese gives, where the paper has none of them: BTLM-3B-8K's review
-    # wrote "推荐给在小数据上微调 BERT 的工程师" (stop 48, seed 2); RoBERTa's paper has "bert" in it.
-    btlm = "BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model\na 3 billion parameter language model"
-    assert {"BERT", "BERT-base", "Whisper", "one-cycle"} <= set(example_terms(examples, btlm))
-    roberta = "RoBERTa revisited\nWe pretrain RoBERTa longer and compare it with Whisper's encoder"
-    assert not {"BERT", "Whisper"} & set(example_terms(examples, roberta))
     # Through the format a local model decodes with: the terms are banned words, the paper's text is
     # what a copy of an example may still quote.
     from localdigest.llm.base import AnswerFormat

@@ -19,7 +19,6 @@ from localdigest.llm.registry import ModelSpec, fingerprint
 # Cells of the Llama object's own context when nothing decodes in it (LocalModel._load): reviews
 # decode in the batch decoder's context, and the tokenizer needs none.
 TOKENIZER_CTX = 512
-SPELLED_LATIN = 3  # a word to avoid this long or longer is kept out in pieces too (LocalModel._banned)
 
 
 def default_threads() -> int:
@@ -255,10 +254,9 @@ class LocalModel:
             singles = sorted({word.encode("utf-8") for word in avoid if len(word) == 1})
             # Tokens that end one byte short of a banned character (Qwen's " \xe6\x88") go too: the
             # 64 characters that share those bytes all have tokens of their own to be written with.
-            # Short Latin words go as whole tokens only ("we" bans " we", never "weight"); others by
-            # prefix and in pieces: Qwen writes " BERT" as " B" + "ERT", "Whisper" as "Wh" + "isper".
-            latin = {word for word in avoid if word.isascii() and len(word) < SPELLED_LATIN}
-            prefixes = tuple(word for word in avoid if word not in latin)
+            # Latin words go as whole tokens only ("we" bans " we", never "weight"); others by prefix.
+            latin = {word for word in avoid if word.isascii()}
+            prefixes = tuple(word for word in avoid if not word.isascii())
             always = [token for token, raw in enumerate(vocabulary)
                       if (text := raw.decode("utf-8", errors="ignore").strip()) in latin
                       or (prefixes and text.startswith(prefixes))

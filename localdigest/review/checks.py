@@ -27,8 +27,7 @@ from localdigest.text import compact as _norm
 # 17: no repetition penalty on a score (sampling.GrammarFirstSampler._penalised), and no open-source
 # claim the paper does not make (OPEN_WORDS): what is sampled and checked, drawn again.
 # 18: a plain number of four digits or more that the paper does not give (PLAIN_NUMBER), and a size
-# other than the one in the paper's name given right after it (NAME_SIZE): asked again; and the
-# worked examples' names (BERT, Whisper) not written where the paper lacks them (example_terms).
+# other than the one in the paper's name given right after it (NAME_SIZE): asked again.
 CHECKS_VERSION = 18
 MIN_DISTINCT_NGRAMS = 0.5  # below this share of distinct 4-character sequences, a text is a loop
 COPY_RUN = 10  # characters in a row shared with a worked example (and not in the paper) is a copy
@@ -867,21 +866,9 @@ def example_terms(examples: list[Example], paper_text: str) -> tuple[str, ...]:
     bench run turned it into 多语言培训, training courses). Not a check, so a server's review is not
     flagged for these words: a paper may need one its abstract does not spell."""
     words = set(normalise_keyword(paper_text).split())
-    terms = [keyword.zh for example in examples for keyword in example.keywords
-             if CJK.search(keyword.zh) and not all(word in words for word in normalise_keyword(keyword.en).split())]
-    # And the names their Chinese text gives (Whisper, BERT, BERT-base) where the paper has none of
-    # them: asked again from 主要工作 for "7B", BTLM-3B-8K's answer at stop 48's seed 2 wrote "它在小数据
-    # 上微调 BERT 时表现好" and "推荐给在小数据上微调 BERT 的工程师", the second example's subject, in runs
-    # the copy check and the frame flag are too short for.
-    lowered = paper_text.casefold()
-    names = [name for example in examples for text in example.texts if CJK.search(text)
-             for name in EXAMPLE_NAME.findall(text) if name.casefold() not in lowered]
-    return tuple(dict.fromkeys(terms + names))
-
-
-# A Latin word in a worked example's Chinese text: a name (Whisper, BERT-base) or a term the example
-# keeps in English (one-cycle).
-EXAMPLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]")
+    return tuple(dict.fromkeys(keyword.zh for example in examples for keyword in example.keywords
+                               if CJK.search(keyword.zh)
+                               and not all(word in words for word in normalise_keyword(keyword.en).split())))
 
 
 def _texts(review: Review) -> list[tuple[str, str]]:
