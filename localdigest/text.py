@@ -18,6 +18,11 @@ def compact(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+def weight(text: str) -> float:
+    """A text's weight as copied_run weighs a run: a CJK character 1, any other ½."""
+    return sum(1.0 if CJK.match(char) else 0.5 for char in text)
+
+
 def copied_run(text: str, pool: str, allowed: str, run: float, past: int = 0) -> str | None:
     """The first run of `text` (compacted) with `run` weight that `pool` has and `allowed` has not,
     among those that end after its first `past` characters; a CJK character weighs 1 and any other

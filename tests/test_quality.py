@@ -34,7 +34,9 @@ def texts(found):
 
 
 def default_examples():
-    return [example_of(Review.from_json(answer)) for _user, answer in load_prompt("default").examples]
+    from localdigest.review.pipeline import worked_examples
+
+    return worked_examples(load_prompt("default"))  # as the pipeline reads them: with the prompt's openings
 
 
 def test_a_reasonable_review_has_no_problems():
@@ -135,6 +137,18 @@ def test_a_reason_built_on_a_worked_examples_sentence_is_flagged():
         found = [p for p in problems(review(scores=scores), default_examples(), paper) if "example's sentence" in p.text]
         assert len(found) == 1 and found[0].field == "scores.innovation" and not found[0].ask_again, reason
         assert "本文只" in found[0].text and not found[0].severe
+    # Since stop 48: Latin letters weigh ½ as in the copy check, and only the prompt's opening is left
+    # out ("推荐给", not "推荐给在小样本文本" that a reason shares with the example beyond it).
+    btlm = "BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model\nWe introduce a 3 billion parameter model."
+    rlhf = "Stabilizing RLHF through Advantage Model and Selective Rehearsal\nWe propose two methods."
+    for name, reason, paper in (
+            ("recommendation", "推荐给在小数据上微调 BERT 的工程师，BTLM-3B-8K 提供了优秀的性能和长上下文能力。", btlm),
+            ("recommendation", "推荐给在小样本文本任务上微调 BART 的工程师，BTLM-3B-8K 提供了优秀的长上下文性能。", btlm),
+            ("innovation", "与已有工作相比，Advantage Model 和 Selective Rehearsal 是新颖的方法，本文只在 RLHF 训练中应用了它们。",
+             rlhf)):
+        scores = {**valid_dict()["scores"], name: {"score": 4, "reason": reason}}
+        found = [p for p in problems(review(scores=scores), default_examples(), paper) if "example's sentence" in p.text]
+        assert [p.field for p in found] == [f"scores.{name}"], reason
     # Common words an example's reason also has are no frame, nor a reason of the paper's own.
     for name, reason in (("recommendation", "推荐给需要减少幻觉的大型语言模型的研究者和开发者。"),
                          ("recommendation", "推荐给需要解决数学问题的工程师，特别是那些希望使用开源 LLMs 的工程师。"),
@@ -817,7 +831,7 @@ def test_every_problem_a_reader_sees_is_told_in_chinese():
     example = example_of(Review.from_dict({**valid_dict(), "scores": {
         "practicality": {"score": 3, "reason": "能拿来用的是调参建议。"},
         "innovation": {"score": 2, "reason": "与已有工作相比，常数、余弦、one-cycle 等五种调度都是常见做法，本文只在六个小数据集上比较了它们。"},
-        "recommendation": {"score": 3, "reason": "推荐给工程师。"}}}))
+        "recommendation": {"score": 3, "reason": "推荐给工程师。"}}}), ("能拿来用的是", "与已有工作相比，", "推荐给"))
     main_work = "本文提出 LongLoRA，把 LLaMA2 7B 的上下文扩展到 100k，并在多个长文本任务上验证了它的效果和效率。"
     flawed = [
         {"main_work": "我们提出 LongLoRA。"},  # first person, too short
@@ -831,7 +845,7 @@ def test_every_problem_a_reader_sees_is_told_in_chinese():
         {"scores": {"practicality": {"score": 4, "reason": main_work}, "innovation": {"score": 4, "reason": "新。"},
                     "recommendation": {"score": 4, "reason": "新。"}}},  # restates 主要工作, identical reasons
         {"scores": {"practicality": {"score": 3, "reason": "可借鉴的是它的做法。"},
-                    "innovation": {"score": 2, "reason": "与已有工作相比，稀疏注意力和 LoRA 都是常见做法，本文只在长文本上比较了它们。"},
+                    "innovation": {"score": 2, "reason": "与已有工作相比，稀疏注意力和 LoRA 都是常用方法，本文只在长文本上比较了它们。"},
                     "recommendation": {"score": 3, "reason": "推荐给做长文本的研究者。"}}},  # the example's frame and scores
     ]
     kinds = set()

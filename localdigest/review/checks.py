@@ -17,7 +17,7 @@ from functools import cached_property
 
 from localdigest.review.schema import MAX_CHARS, PROSE, SCORE_DIMENSIONS, SENTENCE_END, Keyword, Review
 from localdigest.review.terms import normalise_keyword, standard_prose, standard_terms
-from localdigest.text import CJK, copied_run
+from localdigest.text import CJK, copied_run, weight
 from localdigest.text import compact as _norm
 
 # 15: 个 read between a number and its scale, numbers in words read in the paper; and 主要工作's floor
@@ -159,6 +159,7 @@ class Example:
     scores: tuple[float, float, float]
     keywords: tuple[Keyword, ...] = ()
     reasons: tuple[str, ...] = ()  # its score reasons, in SCORE_DIMENSIONS' order
+    openings: tuple[str, ...] = ()  # what the prompt makes every reason open with (its `openings`)
 
 
 def problems(review: Review, examples: list[Example] = (), paper_text: str = "") -> list[Problem]:
@@ -237,7 +238,8 @@ def problems(review: Review, examples: list[Example] = (), paper_text: str = "")
         found.append(Problem("two score reasons are identical",
                              "三项评分的理由相同。请分别说明实用性、创新性和推荐度各自的理由。", ask_again=False,
                              field="scores", note="有两项评分的理由完全相同"))
-    if framed := _example_frame(review, examples, paper_text):
+    copied = {problem.field for problem in found if problem.severe}  # a copy is not a frame as well
+    if framed := _example_frame(review, examples, paper_text, copied):
         name, pieces = framed
         framing = f"{SCORE_DIMENSIONS[name]}的理由套用了示例的句式（“{'…'.join(pieces)}”）"
         found.append(Problem(f"the {name} reason is the worked example's sentence ({'…'.join(pieces)!r})",
@@ -845,10 +847,10 @@ def at_cap(sentence: str, shape) -> bool:
     return shape.sentence_chars - 1 <= len(sentence) <= shape.sentence_chars
 
 
-def example_of(review: Review) -> Example:
+def example_of(review: Review, openings: tuple[str, ...] = ()) -> Example:
     return Example(texts=tuple(text for _field, text in _texts(review)),
                    scores=tuple(getattr(review, name).score for name in SCORE_DIMENSIONS), keywords=review.keywords,
-                   reasons=tuple(getattr(review, name).reason for name in SCORE_DIMENSIONS))
+                   reasons=tuple(getattr(review, name).reason for name in SCORE_DIMENSIONS), openings=openings)
 
 
 def example_terms(examples: list[Example], paper_text: str) -> tuple[str, ...]:
@@ -941,24 +943,34 @@ def _copied_from_examples(review: Review, examples: list[Example], paper_text: s
 # 9, not less: common words shared with an example's recommendation ("…的研究者和开发者。",
 # "…的工程师，…的工程师") reach 8 in those runs. A flag, never asked again, so CHECKS_VERSION stays:
 # no cached review is one this check would send back.
+# Since stop 48 the pieces are weighed as the copy check weighs a run (a CJK character 1, any other
+# ½), and only the prompt's opening is left out, not all the two open with alike: BTLM-3B-8K's
+# "推荐给在小数据上微调 BERT 的工程师" (stop 48, seed 2) was 7 under the old weights, and with BERT
+# kept out a trial draw wrote "推荐给在小样本文本任务上微调 BART 的工程师", whose "在小样本文本" went
+# with the opening. Over the 312 reviews of stops 45 and 48 (four seeds each, and stop 48's trial)
+# that adds those two and RLHF's "…是新颖的方法，本文只在 RLHF 训练中应用了它们" (seed 1), and no other.
 FRAME_PIECE = 4
 FRAME_WEIGHT = 9
 
 
-def _example_frame(review: Review, examples: list[Example], paper_text: str) -> tuple[str, list[str]] | None:
+def _example_frame(review: Review, examples: list[Example], paper_text: str,
+                   copied: set[str] = frozenset()) -> tuple[str, list[str]] | None:
     """(score name, the pieces) of the first reason that is a worked example's reason for that score
-    with other words in its gaps; what the two open with alike (the prompt's opening) is left out
-    (a reason copied from its opening on is the copy check's, _copied_from_examples)."""
+    with other words in its gaps; the prompt's opening both begin with is left out. Reasons whose
+    field is in `copied` are the copy check's (_copied_from_examples) and not read."""
     paper = _norm(paper_text)
     for index, (name, score) in enumerate(review.scores().items()):
+        if f"scores.{name}" in copied:
+            continue
         text = _norm(score.reason)
         for example in examples:
             if index >= len(example.reasons):
                 continue
             model = _norm(example.reasons[index])
-            same = len(os.path.commonprefix([text, model]))
+            same = max((len(opening) for opening in map(_norm, example.openings)
+                        if text.startswith(opening) and model.startswith(opening)), default=0)
             pieces = _shared_pieces(text[same:], model[same:], paper)
-            if sum(len(CJK.findall(piece)) for piece in pieces) >= FRAME_WEIGHT:
+            if sum(weight(piece) for piece in pieces) >= FRAME_WEIGHT:
                 return name, pieces
     return None
 

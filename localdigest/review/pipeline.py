@@ -397,9 +397,10 @@ def paper_text(paper: Paper) -> str:
 def worked_examples(prompt: PromptTemplate) -> list[quality.Example]:
     """The prompt's worked answers (a prompt file's examples are validated when it is loaded)."""
     examples = []
+    openings = tuple(text for _field, text in prompt.openings + prompt.openings_without_release)
     for _user, answer in prompt.examples:
         try:
-            examples.append(quality.example_of(Review.from_json(answer)))
+            examples.append(quality.example_of(Review.from_json(answer), openings))
         except ReviewInvalid:
             continue
     return examples
