@@ -9,7 +9,6 @@ Bump CHECKS_VERSION when a check changes: it is part of the cache key, so a revi
 checks would send back is never served from the cache.
 """
 
-import os
 import re
 import unicodedata
 from dataclasses import dataclass, replace
