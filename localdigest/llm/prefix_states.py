@@ -133,9 +133,17 @@ def _leftovers(folder: Path) -> list[Path]:
 
 
 def on_disk(folder: Path) -> tuple[int, int]:
-    """(files, bytes) of prefix files in `folder`, for `localdigest cache stats`."""
+    """(files, bytes) of prefix files in `folder`, for `localdigest cache stats`; a file another run
+    drops meanwhile counts 0 bytes."""
     found = _leftovers(folder)
-    return len(found), sum(path.stat().st_size for path in found)
+    return len(found), sum(_size(path) for path in found)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def remove_all(folder: Path) -> tuple[int, int]:
