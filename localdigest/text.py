@@ -18,9 +18,14 @@ def compact(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+def weights(text: str) -> list[float]:
+    """Each character's weight in a run (copied_run): a CJK character 1, any other ½."""
+    return [1.0 if CJK.match(char) else 0.5 for char in text]
+
+
 def weight(text: str) -> float:
-    """A text's weight as copied_run weighs a run: a CJK character 1, any other ½."""
-    return sum(1.0 if CJK.match(char) else 0.5 for char in text)
+    """A text's weight as copied_run weighs a run."""
+    return sum(weights(text))
 
 
 def copied_run(text: str, pool: str, allowed: str, run: float, past: int = 0) -> str | None:
@@ -31,16 +36,16 @@ def copied_run(text: str, pool: str, allowed: str, run: float, past: int = 0) ->
     text depends only on where it begins: the runs of a text that has grown are its old runs and
     those that end in what it grew by (`past`: the old length)."""
     start = max(0, past - int(2 * run))  # a run is at most 2 * run characters: earlier ones end in the old text
-    weights = [1.0 if CJK.match(char) else 0.5 for char in text[start:]]  # weighed from there only: the sampler's hot path
-    end, weight = start, 0.0
+    each = weights(text[start:])  # weighed from there only: the sampler's hot path
+    end, total = start, 0.0
     for begin in range(start, len(text)):
-        while end < len(text) and weight < run:
-            weight += weights[end - start]
+        while end < len(text) and total < run:
+            total += each[end - start]
             end += 1
-        if weight < run:
+        if total < run:
             return None
         found = text[begin:end]
         if end > past and found in pool and found not in allowed:
             return found
-        weight -= weights[begin - start]
+        total -= each[begin - start]
     return None

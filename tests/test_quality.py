@@ -33,6 +33,19 @@ def texts(found):
     return [problem.text for problem in found]
 
 
+def real_reviews() -> tuple[dict, list[dict]]:
+    """The bench papers of 2023-09-20..22 by title, and the reviews stored for them: the 26
+    Qwen2.5-Coder 1.5B wrote (stop 45, seed 42), then stop 46's DreamLLM (see the repair test)."""
+    import json
+
+    from conftest import BENCH_DATA, FIXTURES
+    from localdigest.sources.feeds import load_feeds
+
+    papers = {paper.title: paper for day in ("2023-09-20", "2023-09-21", "2023-09-22")
+              for paper in load_feeds([str(BENCH_DATA / "papers" / f"{day}.json")]).papers}
+    return papers, json.loads((FIXTURES / "qwen1.5b_reviews_seed42.json").read_text(encoding="utf-8"))
+
+
 def default_examples():
     from localdigest.review.pipeline import worked_examples
 
@@ -309,16 +322,11 @@ def test_a_number_the_paper_does_not_give_is_found_on_real_answers_and_asked_aga
     """Of the 26 reviews Qwen2.5-Coder 1.5B wrote for the bench papers (stop 45, seed 42), the number
     checks find one: LMSYS-Chat-1M's 主要工作 has "100000 条" for one million conversations, and the
     answer is asked again from 主要工作 (early_problems finds it there, as the answer is written)."""
-    import json
-
-    from conftest import BENCH_DATA, FIXTURES
     from localdigest.review.checks import NumberChecks, repair
     from localdigest.review.pipeline import paper_text
-    from localdigest.sources.feeds import load_feeds
 
-    papers = {paper.title: paper for day in ("2023-09-20", "2023-09-21", "2023-09-22")
-              for paper in load_feeds([str(BENCH_DATA / "papers" / f"{day}.json")]).papers}
-    stored = json.loads((FIXTURES / "qwen1.5b_reviews_seed42.json").read_text(encoding="utf-8"))[:26]
+    papers, stored = real_reviews()
+    stored = stored[:26]
     found = {}
     for entry in stored:
         text = paper_text(papers[entry["title"]])
@@ -389,16 +397,10 @@ def test_repair_leaves_its_own_work_as_it_is_on_real_answers():
     The 26 reviews Qwen2.5-Coder 1.5B wrote for the bench papers (stop 45, seed 42), as stored, and
     DreamLLM's from stop 46's tried prompt as the model wrote it ("梦LLM遵循…"), which a second
     repair cut at a clause before checks.at_cap."""
-    import json
-
-    from conftest import BENCH_DATA, FIXTURES
     from localdigest.review.checks import repair
     from localdigest.review.pipeline import paper_text
-    from localdigest.sources.feeds import load_feeds
 
-    papers = {paper.title: paper for day in ("2023-09-20", "2023-09-21", "2023-09-22")
-              for paper in load_feeds([str(BENCH_DATA / "papers" / f"{day}.json")]).papers}
-    stored = json.loads((FIXTURES / "qwen1.5b_reviews_seed42.json").read_text(encoding="utf-8"))
+    papers, stored = real_reviews()
     assert len(stored) == 27
     for entry in stored:
         text = paper_text(papers[entry["title"]])
@@ -870,15 +872,12 @@ def test_a_highlights_that_repeats_main_work_is_left_out_of_the_digest_on_real_a
     主要工作 word for word."""
     import json
 
-    from conftest import BENCH_DATA, FIXTURES
     from localdigest.output.render import HIGHLIGHTS_OMITTED, DigestInfo, render_json, render_markdown
     from localdigest.review.checks import HIGHLIGHTS_LEFT_OUT, highlights_repeat
     from localdigest.review.pipeline import PaperResult, flagged, paper_text
-    from localdigest.sources.feeds import load_feeds
 
-    papers = {paper.title: paper for day in ("2023-09-20", "2023-09-21", "2023-09-22")
-              for paper in load_feeds([str(BENCH_DATA / "papers" / f"{day}.json")]).papers}
-    stored = json.loads((FIXTURES / "qwen1.5b_reviews_seed42.json").read_text(encoding="utf-8"))[:26]
+    papers, stored = real_reviews()
+    stored = stored[:26]
     results = []
     for entry in stored:
         paper, review = papers[entry["title"]], Review.from_dict(entry["review"])

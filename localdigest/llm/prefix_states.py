@@ -149,10 +149,11 @@ def _size(path: Path) -> int:
 def remove_all(folder: Path) -> tuple[int, int]:
     """Delete every prefix file in `folder` (each is evaluated and written again when next needed);
     (files, bytes) removed."""
-    files, size = on_disk(folder)
-    for path in _leftovers(folder):
+    found = _leftovers(folder)
+    size = sum(_size(path) for path in found)
+    for path in found:
         _drop(path)
-    return files, size
+    return len(found), size
 
 
 def states_key(model_fingerprint: str, llama_cpp_version: str, gpu_layers: int) -> str:
