@@ -307,3 +307,36 @@ def test_known_keywords_cost_no_step_on_the_real_decoder(tiny_gguf):
         return completion.completion_tokens - completion.forced_tokens
 
     assert steps(known) <= steps(plain) - sum(map(model.count_tokens, ("LongLoRA", "大型语言模型", "微调")))
+
+
+def test_a_value_is_closed_where_close_when_says_on_the_real_decoder(tiny_gguf):
+    """AnswerFormat.close_when: a 亮点 that has said 主要工作 again by a sentence end gets its closing
+    quote there, unsampled, though the grammar would let it go on; one that has not is the model's to
+    go on with. The grammar allows a second sentence after each first one, and without close_when the
+    tiny model writes it at this seed."""
+    import dataclasses
+
+    from localdigest.review.checks import said_already
+
+    def grammar(first: str) -> str:
+        head = json.dumps('{"main_work": "' + MAIN_WORK + '", "highlights": "' + first, ensure_ascii=False)
+        tail = json.dumps('", "keywords": ' + json.dumps([{"en": f"K{i}", "zh": f"词{i}"} for i in range(5)],
+                                                         ensure_ascii=False)
+                          + ', "scores": {"practicality": {"reason": "好！", "score": 3}, "innovation": {"reason": '
+                          '"新！", "score": 3}, "recommendation": {"reason": "读！", "score": 3}}}', ensure_ascii=False)
+        return f'root ::= {head} more? {tail}\nmore ::= "它还有别的内容。"'
+
+    model, _answer = two_at_a_time(tiny_gguf)
+    conversation = load_prompt().messages(Paper("2309.1", "Paper 1", "An abstract."))
+
+    def highlights(first: str, **format_fields) -> tuple[str, int]:
+        answer_format = dataclasses.replace(AnswerFormat(grammar(first), REVIEW_SCHEMA), **format_fields)
+        todo = [Request(conversation, answer_format, seed=2)]
+        (_tag, completion), = model.complete_stream(lambda: todo.pop() if todo else None)
+        return Review.from_json(completion.text).highlights, completion.completion_tokens - completion.forced_tokens
+
+    repeat, new = MAIN_WORK, "它在长文档问答上比基线好很多。"
+    assert highlights(repeat)[0] == highlights(new)[0].replace(new, repeat) == repeat + "它还有别的内容。"
+    closed, steps = highlights(repeat, close_when=said_already)
+    assert closed == repeat and steps < highlights(repeat)[1]
+    assert highlights(new, close_when=said_already)[0] == new + "它还有别的内容。"

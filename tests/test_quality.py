@@ -894,3 +894,23 @@ def test_a_highlights_that_repeats_main_work_is_left_out_of_the_digest_on_real_a
         assert (HIGHLIGHTS_LEFT_OUT in result.notes) == (not shown) and HIGHLIGHTS_LEFT_OUT not in section  # said once
         assert entry["review"]["highlights"] == result.review.highlights  # the JSON keeps the model's words
         assert entry["notes"] == list(result.notes) and entry["flags"] == list(result.flags)
+
+
+def test_a_highlights_is_closed_where_it_has_repeated_main_work_on_real_answers():
+    """said_already closes a 亮点 at the first sentence end where highlights_repeat would already
+    flag it (the rest is never shown). Read at every sentence end of the 26 real seed-42 reviews'
+    亮点: it closes only 亮点 that are left out in the end, Baichuan 2's (its 主要工作 word for word)
+    after its first sentence, and none the digest shows."""
+    from localdigest.review.checks import highlights_repeat, said_already
+
+    _papers, stored = real_reviews()
+    closed = []
+    for entry in stored[:26]:
+        review = Review.from_dict(entry["review"])
+        ends = [i + 1 for i, char in enumerate(review.highlights) if char in "。！？"]
+        at = [end for end in ends if said_already("highlights", review.highlights[:end], {"main_work": review.main_work})]
+        if at:
+            assert highlights_repeat(review), entry["title"]
+            closed.append((entry["title"], at[0] < ends[-1]))
+        assert not said_already("main_work", review.main_work, {"main_work": review.main_work})  # 亮点 only
+    assert ("Baichuan 2: Open Large-scale Language Models", True) in closed, closed

@@ -80,6 +80,10 @@ class AnswerFormat:
     # standard term there anyway), or None. A local model fast-forwarding appends it unsampled with
     # the schema's fixed text around it (llm.forced.Skeleton.known); a server samples it.
     known_values: Callable[[str, dict[str, str]], str | None] | None = field(default=None, compare=False)
+    # close_when(path, the value so far, the string values closed before it): whether a string value
+    # that has just ended a sentence is closed there (local models fast-forwarding append its closing
+    # quote, as after a sentence cap's last sentence; a server's model goes on as it likes).
+    close_when: Callable[[str, str, dict[str, str]], bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,18 @@ class Skeleton:
     # known(path, the values closed before it, by path): a string value the answer's format already
     # knows (AnswerFormat.known_values), forced like the literal text around it; None: the model's.
     known: Callable[[str, dict[str, str]], str | None] | None = field(default=None, compare=False)
+    # close_when(path, the value so far, the values closed before it, by path): whether a string
+    # value that has just ended a sentence is closed there (AnswerFormat.close_when).
+    close_when: Callable[[str, str, dict[str, str]], bool] | None = field(default=None, compare=False)
 
     @classmethod
     def from_schema(cls, schema: dict, closes: tuple[tuple[str, int, int], ...] = (),
-                    known: Callable[[str, dict[str, str]], str | None] | None = None) -> "Skeleton":
+                    known: Callable[[str, dict[str, str]], str | None] | None = None,
+                    close_when: Callable[[str, str, dict[str, str]], bool] | None = None) -> "Skeleton":
         parts: list[str] = [""]
         paths: list[str] = []
         _walk(schema, parts, paths, "")
-        return cls(tuple(parts), tuple(paths), tuple(closes), known)
+        return cls(tuple(parts), tuple(paths), tuple(closes), known, close_when)
 
     def position(self, field: str) -> int:
         """The index of `field`'s first free value ("scores" -> the practicality reason's); 0, the
@@ -116,12 +120,12 @@ class Skeleton:
             if out is not None:  # the model's value comes next
                 return out
             end = _string_end(text, pos) if part == STRING else _number_end(text, pos)
-            if end is None and part == STRING and self._closed(index, text[pos:]):
+            if end is None and part == STRING and self._closed(index, text[pos:], values):
                 closed = True
                 continue
             if end is None or end == len(text):  # a number at the end: "4" may still become "4.5"
                 return ""
-            if part == STRING and self.known is not None:
+            if part == STRING and (self.known is not None or self.close_when is not None):
                 values[self.paths[index // 2]] = self._read(index, text[pos:end])
             pos = end
         return out or ""
@@ -140,16 +144,21 @@ class Skeleton:
         except ValueError:
             return None
 
-    def _closed(self, index: int, written: str) -> bool:
+    def _closed(self, index: int, written: str, values: dict[str, str]) -> bool:
         """Whether the string value at parts[index], `written` so far (JSON text), can only close now:
-        it has just ended a sentence after which `closes` lets its key have no more."""
+        it has just ended a sentence after which `closes` lets its key have no more, or after which
+        `close_when` closes it (given the values closed before it)."""
         if not written or written[-1] not in SENTENCE_END:
             return False
         key = self.paths[index // 2].rsplit(".", 1)[-1]
         # counted as llm.sampling.JsonCursor counts for the floor: the opening words in, escapes out
         chars = len(self.parts[index - 1].rsplit('"', 1)[1]) + len(re.sub(r"\\.", "", written))
         sentences = sum(written.count(mark) for mark in SENTENCE_END)
-        return any(key == name and chars >= least_chars and sentences >= most for name, least_chars, most in self.closes)
+        if any(key == name and chars >= least_chars and sentences >= most for name, least_chars, most in self.closes):
+            return True
+        if self.close_when is None or (value := self._read(index, written)) is None:
+            return False
+        return self.close_when(self.paths[index // 2], value, values)
 
 
 def _walk(schema: dict, parts: list[str], paths: list[str], path: str) -> None:

@@ -207,7 +207,8 @@ class LocalModel:
         try:
             return Skeleton.from_schema(answer_format.json_schema,
                                         closes=tuple((key, 0, most) for key, most in answer_format.sentence_caps)
-                                        + answer_format.floors, known=answer_format.known_values)
+                                        + answer_format.floors, known=answer_format.known_values,
+                                        close_when=answer_format.close_when)
         except (ValueError, KeyError):  # a schema shape with free choices between values: sample it all
             return None
 

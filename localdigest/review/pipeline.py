@@ -76,7 +76,7 @@ class Reviewer:
                             avoid_openings=quality.BACKGROUND_OPENINGS,
                             floors=tuple((key, *floor) for key, floor in FLOORS.items()),
                             sentence_caps=tuple((key, shape.sentences) for key, shape in PROSE.items()),
-                            copy_keys=quality.COPY_KEYS, copy_run=quality.COPY_RUN,
+                            copy_keys=quality.COPY_KEYS, copy_run=quality.COPY_RUN, close_when=quality.said_already,
                             copy_sources=tuple(text for example in self._examples for text in example.texts)), \
             Skeleton.from_schema(schema)
 
