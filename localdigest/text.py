@@ -18,6 +18,15 @@ def compact(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+def compact_origins(text: str) -> list[int] | None:
+    """For each character of compact(text), the index in `text` it comes from, so a piece found in
+    the compared text can be quoted as written; None where compacting one character at a time does
+    not give compact(text) (a composition across characters)."""
+    origins = [i for i, char in enumerate(text)
+               for folded in unicodedata.normalize("NFKC", char).casefold() if not folded.isspace()]
+    return origins if len(origins) == len(compact(text)) else None
+
+
 def weights(text: str) -> list[float]:
     """Each character's weight in a run (copied_run): a CJK character 1, any other ½."""
     return [1.0 if CJK.match(char) else 0.5 for char in text]

@@ -154,14 +154,19 @@ def test_a_reason_built_on_a_worked_examples_sentence_is_flagged():
     # out ("推荐给", not "推荐给在小样本文本" that a reason shares with the example beyond it).
     btlm = "BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model\nWe introduce a 3 billion parameter model."
     rlhf = "Stabilizing RLHF through Advantage Model and Selective Rehearsal\nWe propose two methods."
-    for name, reason, paper in (
-            ("recommendation", "推荐给在小数据上微调 BERT 的工程师，BTLM-3B-8K 提供了优秀的性能和长上下文能力。", btlm),
-            ("recommendation", "推荐给在小样本文本任务上微调 BART 的工程师，BTLM-3B-8K 提供了优秀的长上下文性能。", btlm),
+    # The reader is quoted the reason's own words (since stop 49), its spaces, capitals and Chinese
+    # commas kept: not the compared text's "上微调bert的工程师,".
+    for name, reason, paper, quoted in (
+            ("recommendation", "推荐给在小数据上微调 BERT 的工程师，BTLM-3B-8K 提供了优秀的性能和长上下文能力。", btlm,
+             "上微调 BERT 的工程师，"),
+            ("recommendation", "推荐给在小样本文本任务上微调 BART 的工程师，BTLM-3B-8K 提供了优秀的长上下文性能。", btlm,
+             "在小样本文本…上微调 B…RT 的工程师，"),
             ("innovation", "与已有工作相比，Advantage Model 和 Selective Rehearsal 是新颖的方法，本文只在 RLHF 训练中应用了它们。",
-             rlhf)):
+             rlhf, "法，本文只在…了它们。")):
         scores = {**valid_dict()["scores"], name: {"score": 4, "reason": reason}}
         found = [p for p in problems(review(scores=scores), default_examples(), paper) if "example's sentence" in p.text]
         assert [p.field for p in found] == [f"scores.{name}"], reason
+        assert found[0].note.endswith(f"（“{quoted}”）") and f"({quoted!r})" in found[0].text, found[0].note
     # Common words an example's reason also has are no frame, nor a reason of the paper's own.
     for name, reason in (("recommendation", "推荐给需要减少幻觉的大型语言模型的研究者和开发者。"),
                          ("recommendation", "推荐给需要解决数学问题的工程师，特别是那些希望使用开源 LLMs 的工程师。"),

@@ -16,7 +16,7 @@ from functools import cached_property
 
 from localdigest.review.schema import MAX_CHARS, PROSE, SCORE_DIMENSIONS, SENTENCE_END, Keyword, Review
 from localdigest.review.terms import normalise_keyword, standard_prose, standard_terms
-from localdigest.text import CJK, copied_run, weight
+from localdigest.text import CJK, compact_origins, copied_run, weight
 from localdigest.text import compact as _norm
 
 # 15: 个 read between a number and its scale, numbers in words read in the paper; and 主要工作's floor
@@ -982,27 +982,37 @@ def _example_frame(review: Review, examples: list[Example], paper_text: str,
             model = _norm(example.reasons[index])
             same = max((len(opening) for opening in map(_norm, example.openings)
                         if text.startswith(opening) and model.startswith(opening)), default=0)
-            pieces = _shared_pieces(text[same:], model[same:], paper)
-            if sum(weight(piece) for piece in pieces) >= FRAME_WEIGHT:
-                return name, pieces
+            spans = _shared_pieces(text, model[same:], paper, same)
+            if sum(weight(text[begin:end]) for begin, end in spans) >= FRAME_WEIGHT:
+                return name, _as_written(score.reason, text, spans)
     return None
 
 
-def _shared_pieces(text: str, model: str, paper: str) -> list[str]:
-    """The longest pieces of `text`, left to right, of FRAME_PIECE characters or more, that `model`
-    has and `paper` does not."""
-    pieces, i = [], 0
+def _shared_pieces(text: str, model: str, paper: str, start: int = 0) -> list[tuple[int, int]]:
+    """The longest pieces of `text` from `start`, left to right, of FRAME_PIECE characters or more,
+    that `model` has and `paper` does not: their (begin, end) in `text`."""
+    spans, i = [], start
     while i + FRAME_PIECE <= len(text):
         piece = text[i:i + FRAME_PIECE]
         if piece in model and piece not in paper:
             end = i + FRAME_PIECE
             while end < len(text) and text[i:end + 1] in model:
                 end += 1
-            pieces.append(text[i:end])
+            spans.append((i, end))
             i = end
         else:
             i += 1
-    return pieces
+    return spans
+
+
+def _as_written(original: str, compact: str, spans: list[tuple[int, int]]) -> list[str]:
+    """The pieces at `spans` of `compact` (_norm(original)) as `original` writes them: a reader is
+    quoted "都是常见做法，本文只" and "微调 BERT 的工程师", not the compared text's "都是常见做法,本文只" and
+    "微调bert的工程师" (stop 48's notes)."""
+    origins = compact_origins(original)
+    if origins is None:
+        return [compact[begin:end] for begin, end in spans]
+    return [original[origins[begin]:origins[end - 1] + 1] for begin, end in spans]
 
 
 # A Latin keyword is a term, not a sentence: "Multilingual Training" is the Whisper example's keyword
