@@ -834,7 +834,7 @@ def test_every_problem_a_reader_sees_is_told_in_chinese():
     "main_work is in the first person") until stop 47. Each problem that can be shown (not severe)
     carries a Chinese note, naming the field as the digest does (主要工作, 创新性的理由)."""
     paper = ("LongLoRA: Efficient Fine-tuning\nWe extend LLaMA2 7B to 100k context with 3 billion tokens. "
-             "We compare schedules on small datasets.")
+             "We compare schedules on small datasets. It beats 13B models by 5.5%.")
     example = example_of(Review.from_dict({**valid_dict(), "scores": {
         "practicality": {"score": 3, "reason": "能拿来用的是调参建议。"},
         "innovation": {"score": 2, "reason": "与已有工作相比，常数、余弦、one-cycle 等五种调度都是常见做法，本文只在六个小数据集上比较了它们。"},
@@ -849,6 +849,7 @@ def test_every_problem_a_reader_sees_is_told_in_chinese():
         {"keywords": [{"en": "Same", "zh": "相同"}] * 4 + [{"en": "Other", "zh": "其他"}]},  # duplicates
         {"highlights": main_work},  # repeats 主要工作
         {"highlights": "作者公开了全部代码，并且开源了模型。"},  # code and open source the abstract does not announce
+        {"highlights": "它比 7B 模型高出 5.5%。"},  # the paper's 5.5% is over 13B models
         {"scores": {"practicality": {"score": 4, "reason": main_work}, "innovation": {"score": 4, "reason": "新。"},
                     "recommendation": {"score": 4, "reason": "新。"}}},  # restates 主要工作, identical reasons
         {"scores": {"practicality": {"score": 3, "reason": "可借鉴的是它的做法。"},
@@ -867,7 +868,7 @@ def test_every_problem_a_reader_sees_is_told_in_chinese():
             kinds.add(problem.kind)
             assert not log_words & set(problem.note.split()), problem.note
             assert any("\u4e00" <= c <= "\u9fff" for c in problem.note.split("（")[0]), problem.note
-    assert len(kinds) == 14, sorted(kinds)  # each kind a reader can be shown
+    assert len(kinds) == 15, sorted(kinds)  # each kind a reader can be shown
 
 
 def test_a_highlights_that_repeats_main_work_is_left_out_of_the_digest_on_real_answers():
@@ -919,3 +920,46 @@ def test_a_highlights_is_closed_where_it_has_repeated_main_work_on_real_answers(
             closed.append((entry["title"], at[0] < ends[-1]))
         assert not said_already("main_work", review.main_work, {"main_work": review.main_work})  # 亮点 only
     assert ("Baichuan 2: Open Large-scale Language Models", True) in closed, closed
+
+
+@pytest.mark.parametrize("highlights, moved", [
+    # BTLM-3B-8K's 亮点 at seed 1 (stops 48, 49): the abstract's 2-5.5% is over 3B models
+    ("BTLM-3B-8K 是一个 3B参数的模型，比 7B参数的模型性能高出 2 到 5.5%，甚至在某些 7B参数模型中也能取得竞争力。",
+     "比 7B参数的模型性能高出 2 到 5.5%"),
+    # seed 2's: the figure with the model's own name, whose size is the paper's
+    ("与现有的 3B参数模型相比，BTLM-3B-8K 在下游任务上性能提高了 2 到 5.5%，并且与一些 7B参数模型相当。", None),
+    ("BTLM-3B-8K 比 3B 模型高出 5.5%，推理计算比 7B 模型少 2.5 倍。", None),  # no percentage with 7B
+    ("它在下游任务上高出 2 到 5.5%，与一些 7B 模型相当。", None),  # the percentage's clause names no size
+])
+def test_a_figure_given_to_another_model_size_is_flagged(highlights, moved):
+    """A percentage in a clause naming a model size the abstract gives that percentage with none of
+    (checks._figure_moved): over ~1,100 bench reviews of stops 41-49, only BTLM-3B-8K's at seed 1."""
+    papers, _stored = real_reviews()
+    from localdigest.review.pipeline import paper_text
+
+    btlm = paper_text(papers["BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model"])
+    found = [p for p in problems(review(highlights=highlights), [], btlm) if p.kind == "misattributes a figure"]
+    assert [p.note for p in found] == ([f"亮点把摘要里与 3B 有关的 5.5% 写到了 7B 上（“{moved}”）"] if moved else [])
+    assert all(not p.ask_again and not p.severe and p.field == "highlights" for p in found)
+
+
+def test_what_else_a_left_out_highlights_has_is_not_told_to_the_reader():
+    """BTLM-3B-8K's 亮点 at seed 1 both repeats 主要工作 (left out) and gives the 3B models' 5.5% to
+    7B ones: the reader, not shown that 亮点, is not told of its figure; the JSON keeps both flags."""
+    from localdigest.output.render import reader_notes
+    from localdigest.review.checks import HIGHLIGHTS_LEFT_OUT, PROSE_FIELDS
+    from localdigest.review.pipeline import flagged, paper_text
+
+    papers, _stored = real_reviews()
+    paper = papers["BTLM-3B-8K: 7B Parameter Performance in a 3B Parameter Model"]
+    main_work = ("本文介绍了一个名为 BTLM-3B-8K 的新的 3B参数开源语言模型，该模型在 SlimPajama 数据集中训练了 627B个令牌，"
+                 "并使用了 2,048 和 8,192 的上下文长度。它在长上下文任务上超过了 MPT-7B-8K 和 XGen-7B-8K。")
+    moved_clause = "比 7B参数的模型性能高出 2 到 5.5%。"
+    for highlights, left_out in ((main_work.split("。")[0] + "，" + moved_clause, True),
+                                 ("它只需 3GB 内存，" + moved_clause, False)):
+        found = problems(review(main_work=main_work, highlights=highlights), [], paper_text(paper))
+        result = flagged(found)
+        moved = [note for note in result["notes"] if "5.5%" in note and note.startswith(PROSE_FIELDS["highlights"])]
+        assert len(moved) == 1 and (HIGHLIGHTS_LEFT_OUT in result["notes"]) == left_out, result
+        assert (moved[0] in reader_notes(result["notes"], result["flags"])) == (not left_out)
+        assert any("misattributes a figure" in flag for flag in result["flags"])  # the JSON's flags keep it

@@ -4,7 +4,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from localdigest.review.checks import HIGHLIGHTS_LEFT_OUT, highlights_repeat
+from localdigest.review.checks import HIGHLIGHTS_LEFT_OUT, PROSE_FIELDS, highlights_repeat
 from localdigest.review.pipeline import PaperResult
 from localdigest.review.schema import SCORE_DIMENSIONS, Review
 from localdigest.sources.papers import HF
@@ -114,8 +114,14 @@ def shown_highlights(review: Review) -> str:
 
 def reader_notes(notes: tuple[str, ...], flags: tuple[str, ...]) -> str:
     """What the checks found, as the reader is told it: the notes (Chinese), else the flags (a JSON
-    digest saved before the notes existed has flags only); a 亮点 left out is said where it was."""
-    return "；".join(note for note in notes if note != HIGHLIGHTS_LEFT_OUT) if notes else "；".join(flags)
+    digest saved before the notes existed has flags only). A 亮点 left out is said where it was, and
+    nothing else found in it is said (every note on a field opens with the field's name, 亮点…):
+    the reader was told of a figure in a 亮点 they were not shown (BTLM-3B-8K, seed 1). The JSON keeps all."""
+    if not notes:
+        return "；".join(flags)
+    if HIGHLIGHTS_LEFT_OUT in notes:
+        notes = tuple(note for note in notes if not note.startswith(PROSE_FIELDS["highlights"]))
+    return "；".join(notes)
 
 
 def _links(paper) -> str:
