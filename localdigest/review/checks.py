@@ -347,8 +347,8 @@ def _unsaid_open(prose: dict[str, str], paper_text: str) -> tuple[str, str] | No
 # A figure the paper gives of one comparison, written of another: BTLM-3B-8K "outperforms all
 # existing 3B parameter models by 2-5.5%", and its 亮点 at seed 1 (stops 48 and 49) has "比 7B参数的
 # 模型性能高出 2 到 5.5%" (7B models are the ones the abstract has it "competitive with"). Read: a
-# percentage in a clause that names a model size (NAME_SIZE), where every sentence of the paper with
-# that percentage names sizes, and not that one. Over the 44 bench draws of 26 papers kept from stops
+# percentage in a clause that names a model size (NAME_SIZE), where the paper's sentences with that
+# percentage name sizes, none of them that one. Over the 44 bench draws of 26 papers kept from stops
 # 41-49 (~1,100 reviews) it finds that clause only. A flag, not asked again: one answer in 104 asked
 # again from 亮点 costs ~2.4 decoding steps per paper, and the steps are 2.5 under issue 13's line.
 PERCENT = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%")
