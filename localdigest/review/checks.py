@@ -359,14 +359,13 @@ def _figure_moved(prose: dict[str, str], paper_text: str) -> tuple[str, str, str
     """(field, clause, the percentage, the clause's sizes, the paper's) of the first clause of the
     review's `prose` that gives a paper's percentage to a model size the paper gives it with none of."""
     sentences = PAPER_SENTENCE.split(paper_text)
-    for name, text in prose.items():
-        for clause in re.split(f"[，；、{SENTENCE_END}]", text):
-            sizes = set(NAME_SIZE.findall(clause))
-            for figure in PERCENT.findall(clause) if sizes else ():
-                same = re.compile(rf"(?<![\d.]){re.escape(figure)}\s*%")
-                given = {size for sentence in sentences if same.search(sentence) for size in NAME_SIZE.findall(sentence)}
-                if given and not sizes & given:
-                    return name, clause.strip(), figure, _sizes(sizes), _sizes(given)
+    for name, clause in _clauses(prose):
+        sizes = set(NAME_SIZE.findall(clause))
+        for figure in PERCENT.findall(clause) if sizes else ():
+            same = re.compile(rf"(?<![\d.]){re.escape(figure)}\s*%")
+            given = {size for sentence in sentences if same.search(sentence) for size in NAME_SIZE.findall(sentence)}
+            if given and not sizes & given:
+                return name, clause, figure, _sizes(sizes), _sizes(given)
     return None
 
 
@@ -376,11 +375,15 @@ def _sizes(sizes: set[str]) -> str:
 
 def _first_clause(fields: dict[str, str], pattern: re.Pattern, unless: re.Pattern | None = None):
     """(field, clause) of the first clause of `fields`' texts that `pattern` finds and `unless` does not."""
+    return next(((name, clause) for name, clause in _clauses(fields)
+                 if pattern.search(clause) and not (unless and unless.search(clause))), None)
+
+
+def _clauses(fields: dict[str, str]):
+    """(field, clause) for each clause of `fields`' texts, in order, stripped."""
     for name, text in fields.items():
         for clause in re.split(f"[，；、{SENTENCE_END}]", text):
-            if pattern.search(clause) and not (unless and unless.search(clause)):
-                return name, clause.strip()
-    return None
+            yield name, clause.strip()
 
 
 class NumberChecks:
@@ -454,7 +457,13 @@ def _field(prose_name: str) -> str:
 def highlights_repeat(review: Review) -> bool:
     """Whether 亮点 says again what 主要工作 says (MAX_OVERLAP of its runs): flagged, and left out of
     the digest (HIGHLIGHTS_LEFT_OUT)."""
-    return overlap(review.highlights, review.main_work) >= MAX_OVERLAP
+    return _repeats(review.highlights, review.main_work)
+
+
+def _repeats(highlights: str, main_work: str) -> bool:
+    """The line of highlights_repeat, which said_already closes a 亮点 at: the two must agree, or a
+    closed 亮点 could be one the digest shows."""
+    return overlap(highlights, main_work) >= MAX_OVERLAP
 
 
 def said_already(path: str, value: str, values: dict[str, str]) -> bool:
@@ -466,7 +475,7 @@ def said_already(path: str, value: str, values: dict[str, str]) -> bool:
     out had repeated 主要工作 by a sentence end before their last (0.58-1.0 of their runs) and wrote
     1,013 characters more; no 亮点 kept in the digest reached 0.5 at any of its sentence ends (0.33
     at most). Closed there at stop 49: 301.9 → 297.5 decoding steps per paper (README, Benchmarks)."""
-    return path == "highlights" and overlap(value, values.get("main_work", "")) >= MAX_OVERLAP
+    return path == "highlights" and _repeats(value, values.get("main_work", ""))
 
 
 def _label(prose_name: str) -> str:
